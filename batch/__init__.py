@@ -1,0 +1,1 @@
+"""The generic async batch engine: inputs, outputs, limits, retries, progress, runner."""

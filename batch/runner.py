@@ -1,0 +1,133 @@
+"""The async runner: bounded workers answer the store's open items until none are left."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from batch.errors import Interrupted, PausedError, RunError
+from batch.store import OpenItem, ProgressStore
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one item ended as: `done` (final) or `error` (asked again on resume)."""
+
+    state: str
+    result: dict[str, Any]
+
+
+Handler = Callable[[OpenItem], Awaitable[Outcome]]
+
+
+class Runner:
+    """Feeds open items to `workers` tasks through a bounded queue and stores each outcome.
+
+    A signal stops the feed; items in flight get `drain_timeout` seconds to finish,
+    then are cancelled and stay open for the next run. A `PausedError` from the
+    handler drains the same way; any other `RunError` cancels at once.
+    """
+
+    def __init__(
+        self,
+        store: ProgressStore,
+        handler: Handler,
+        workers: int,
+        drain_timeout: float,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._handler = handler
+        self._workers = workers
+        self._drain_timeout = drain_timeout
+        self._on_outcome = on_outcome
+        self._queue: asyncio.Queue[OpenItem | None] = asyncio.Queue(maxsize=workers * 2)
+        self._stopping = asyncio.Event()
+        self._fatal: BaseException | None = None
+        self._signal: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = 0
+        self.finished = 0
+
+    def stop(self, signum: int) -> None:
+        """Take no new items; let those in flight finish within the drain timeout."""
+        if self._signal is None:
+            self._signal = signum
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Answer every open item, or raise why the run stopped early."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.stop, signum)
+        try:
+            producer = asyncio.create_task(self._produce())
+            self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+            watchdog = asyncio.create_task(self._cancel_after_drain())
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            producer.cancel()
+            watchdog.cancel()
+            await asyncio.gather(producer, watchdog, return_exceptions=True)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+        if self._fatal is not None:
+            raise self._fatal
+        if self._signal is not None:
+            name = signal.Signals(self._signal).name
+            raise Interrupted(f"stopped by {name}; progress is saved", self._signal)
+
+    async def _produce(self) -> None:
+        last_seq = 0
+        while not self._stopping.is_set():
+            page = self._store.open_items(last_seq, self._workers * 4)
+            if not page:
+                break
+            for item in page:
+                await self._queue.put(item)
+                if self._stopping.is_set():
+                    break
+            last_seq = page[-1].seq
+        for _ in range(self._workers):
+            await self._queue.put(None)
+
+    async def _work(self) -> None:
+        while not self._stopping.is_set():
+            item = await self._queue.get()
+            if item is None or self._stopping.is_set():
+                return
+            self.started += 1
+            try:
+                outcome = await self._handler(item)
+            except PausedError as exc:
+                self._fail(exc, cancel_others=False)
+                return
+            except RunError as exc:
+                self._fail(exc, cancel_others=True)
+                return
+            except Exception as exc:  # a bug: stop everything, keep what is stored
+                self._fail(exc, cancel_others=True)
+                return
+            self._store.record(item.seq, outcome.state, outcome.result)
+            self.finished += 1
+            if self._on_outcome is not None:
+                self._on_outcome(outcome)
+
+    def _fail(self, exc: BaseException, *, cancel_others: bool) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+        self._stopping.set()
+        if cancel_others:
+            current = asyncio.current_task()
+            for task in self._tasks:
+                if task is not current:
+                    task.cancel()
+
+    async def _cancel_after_drain(self) -> None:
+        await self._stopping.wait()
+        await asyncio.sleep(self._drain_timeout)
+        for task in self._tasks:
+            task.cancel()

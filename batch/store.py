@@ -1,0 +1,217 @@
+"""Durable progress of a run: the distinct items, their answers, and the rejects."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    seq     INTEGER PRIMARY KEY,             -- order of first appearance in the input
+    key     TEXT NOT NULL UNIQUE,
+    row     INTEGER NOT NULL,                -- data row number of first appearance
+    payload TEXT NOT NULL,                   -- JSON: the input values the job needs
+    state   TEXT NOT NULL DEFAULT 'pending', -- pending | done | error
+    result  TEXT                             -- JSON: the job's answer
+);
+CREATE INDEX IF NOT EXISTS items_open ON items (seq) WHERE state != 'done';
+CREATE TABLE IF NOT EXISTS rejects (
+    row    INTEGER PRIMARY KEY,
+    reason TEXT NOT NULL,
+    raw    TEXT NOT NULL                     -- JSON: the row's values as read
+);
+"""
+
+# SQLite limits host parameters per statement (32766 since 3.32); stay well under.
+_LOOKUP_BATCH = 900
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """A valid input row, keyed by what makes it distinct."""
+
+    row: int
+    key: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """An input row that is never sent, and why."""
+
+    row: int
+    reason: str
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenItem:
+    """An item that still needs an answer."""
+
+    seq: int
+    row: int
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An item with whatever answer it has."""
+
+    seq: int
+    row: int
+    key: str
+    payload: dict[str, Any]
+    state: str
+    result: dict[str, Any] | None
+
+
+class ProgressStore:
+    """SQLite in WAL mode; one transaction per input chunk and one per answer.
+
+    With `synchronous=NORMAL` a commit is a write to the WAL, not an fsync, so an
+    answer costs tens of microseconds and survives the process being killed; only
+    a power cut can lose the answers since the last checkpoint (`checkpoint()`).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+        )
+
+    def close(self) -> None:
+        self.checkpoint()
+        self._db.close()
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database file and fsync it."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    @property
+    def rows_ingested(self) -> int:
+        return int(self.get_meta("rows_ingested") or 0)
+
+    def first_rows(self, keys: Sequence[str]) -> dict[str, int]:
+        """The row each already stored key first appeared on."""
+        found: dict[str, int] = {}
+        for start in range(0, len(keys), _LOOKUP_BATCH):
+            part = keys[start : start + _LOOKUP_BATCH]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT key, row FROM items WHERE key IN ({marks})"  # noqa: S608
+            found.update(self._db.execute(sql, part).fetchall())
+        return found
+
+    def ingest_chunk(self, items: Sequence[NewItem], rejects: Sequence[Reject], rows: int) -> None:
+        """Store one chunk's items and rejects and advance the ingest mark, all or nothing."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO items (key, row, payload) VALUES (?, ?, ?)",
+                [(i.key, i.row, _dumps(i.payload)) for i in items],
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO rejects VALUES (?, ?, ?)",
+                [(r.row, r.reason, _dumps(r.raw)) for r in rejects],
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('rows_ingested', ?)", (str(rows),)
+            )
+
+    def open_items(self, after_seq: int, limit: int) -> list[OpenItem]:
+        """Items without a final answer (pending or error), in input order."""
+        rows = self._db.execute(
+            "SELECT seq, row, payload FROM items WHERE state != 'done' AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        return [OpenItem(seq, row, json.loads(payload)) for seq, row, payload in rows]
+
+    def record(self, seq: int, state: str, result: dict[str, Any]) -> None:
+        """Store one item's answer; committed at once so a kill loses only what was in flight."""
+        self._db.execute(
+            "UPDATE items SET state = ?, result = ? WHERE seq = ?", (state, _dumps(result), seq)
+        )
+
+    def iter_items(self, batch: int = 10_000) -> Iterator[list[StoredItem]]:
+        """Every item in input order, a batch at a time."""
+        last = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT seq, row, key, payload, state, result FROM items WHERE seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield [
+                StoredItem(seq, row, key, json.loads(payload), state, _loads(result))
+                for seq, row, key, payload, state, result in rows
+            ]
+            last = rows[-1][0]
+
+    def iter_rejects(self, batch: int = 10_000) -> Iterator[list[Reject]]:
+        """Every reject in row order, a batch at a time."""
+        last = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT row, reason, raw FROM rejects WHERE row > ? ORDER BY row LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield [Reject(row, reason, json.loads(raw)) for row, reason, raw in rows]
+            last = rows[-1][0]
+
+    def counts(self) -> dict[str, int]:
+        """Items by state, and rejects."""
+        found = dict(self._db.execute("SELECT state, count(*) FROM items GROUP BY state"))
+        (rejected,) = self._db.execute("SELECT count(*) FROM rejects").fetchone()
+        return {
+            "pending": int(found.get("pending", 0)),
+            "done": int(found.get("done", 0)),
+            "error": int(found.get("error", 0)),
+            "items": int(sum(found.values())),
+            "rejected": int(rejected),
+        }
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    __slots__ = ("_db",)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _loads(text: str | None) -> dict[str, Any] | None:
+    return None if text is None else dict(json.loads(text))

@@ -1,0 +1,133 @@
+"""Output files that appear whole or not at all: written aside, then renamed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+_UTF8_BOM = "\ufeff"
+
+
+class OutputSet:
+    """A set of files written under temporary names and renamed into place together.
+
+    Nothing is renamed until every file is complete and fsynced, so a crash leaves
+    either the old set or the new one plus stray temporaries (swept on next use).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._pending: list[tuple[Path, Path]] = []
+        sweep_temporaries(folder)
+
+    def aside(self, name: str) -> Path:
+        """A temporary path for `name`, to be renamed by `publish()`."""
+        final = self.folder / name
+        temporary = self.folder / f".{name}.partial-{os.getpid()}"
+        self._pending.append((temporary, final))
+        return temporary
+
+    def publish(self) -> list[Path]:
+        """Rename every file into place, then make the renames durable."""
+        for temporary, _ in self._pending:
+            _fsync_file(temporary)
+        for temporary, final in self._pending:
+            temporary.replace(final)
+        _fsync_dir(self.folder)
+        published = [final for _, final in self._pending]
+        self._pending.clear()
+        return published
+
+    def discard(self) -> None:
+        for temporary, _ in self._pending:
+            temporary.unlink(missing_ok=True)
+        self._pending.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.discard()
+
+
+def sweep_temporaries(folder: Path) -> None:
+    """Remove temporaries a killed run left behind."""
+    for stray in folder.glob(".*.partial-*"):
+        stray.unlink(missing_ok=True)
+
+
+class TableWriter:
+    """Writes a typed table in row groups as Parquet, or as CSV with a BOM for Excel."""
+
+    def __init__(self, path: Path, schema: Any, file_format: str) -> None:
+        import pyarrow as pa  # noqa: PLC0415  (lazy: keeps --help fast)
+
+        self._pa = pa
+        self.schema = schema
+        self.rows = 0
+        if file_format == "parquet":
+            import pyarrow.parquet as pq  # noqa: PLC0415
+
+            self._writer: Any = pq.ParquetWriter(path, schema, compression="zstd")
+            self._stream = None
+        else:
+            import pyarrow.csv as pacsv  # noqa: PLC0415
+
+            self._stream = path.open("wb")
+            self._stream.write(_UTF8_BOM.encode())
+            self._writer = pacsv.CSVWriter(self._stream, schema)
+
+    def write(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self._writer.write_table(self._pa.Table.from_pylist(list(rows), schema=self.schema))
+            self.rows += len(rows)
+
+    def close(self) -> None:
+        self._writer.close()
+        if self._stream is not None:
+            self._stream.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A small CSV, UTF-8 with a BOM so Excel shows Korean correctly."""
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""member-recon: the KOSCOM reconciliation job built on the batch engine."""

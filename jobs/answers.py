@@ -1,0 +1,198 @@
+"""Turning an HTTP answer of the API into a typed answer or a classified failure (pure)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from batch.errors import (
+    BadBody,
+    CredentialsRejected,
+    PermanentFailure,
+    RateLimited,
+    ServerFailure,
+    UsageError,
+)
+from jobs.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
+
+# Platform codes that answer "this CI has no user here" rather than report an outage.
+NO_USER_CODES = frozenset({"3007", "4004"})
+_MISSING = (None, "", "null")
+_KNOWN_RESULTS = frozenset({"member", "nonMember"})
+# Gateway messages we repeat to the operator; anything else is summarised, never echoed.
+_GATEWAY_MESSAGES = frozenset(
+    {
+        "No API key found in request",
+        "Invalid authentication credentials",
+        "no Route matched with those values",
+        "API rate limit exceeded",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """What came back for one request, before interpretation."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DailyCap:
+    """The daily cap as the gateway reported it on one answer."""
+
+    limit: int | None
+    remaining: int | None
+
+
+def daily_cap(headers: Mapping[str, str]) -> DailyCap:
+    return DailyCap(
+        _int_or_none(headers.get("X-RateLimit-Limit-Day")),
+        _int_or_none(headers.get("X-RateLimit-Remaining-Day")),
+    )
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asked us to wait: delta-seconds or an HTTP date."""
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime  # noqa: PLC0415
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def interpret(api: Api, answer: HttpAnswer) -> MembershipAnswer | ConsentAnswer:
+    """The typed answer, or raise the failure this answer means."""
+    payload = _json_or_none(answer.body)
+    if answer.status == 200:
+        if payload is None:
+            raise BadBody(f"HTTP 200 with {_describe_body(answer)}")
+        return parse_membership(payload) if api is Api.REGISTER else parse_consent(payload)
+    if answer.status in (401, 403):
+        message = _gateway_message(payload) or f"HTTP {answer.status}"
+        raise CredentialsRejected(f"the API key was rejected ({message}); check KOSCOM_API_KEY")
+    if answer.status == 404 and _gateway_message(payload):
+        raise UsageError(f"the API has no route {api.value} at this --base-url (HTTP 404)")
+    if answer.status == 429 or (answer.status == 503 and "Retry-After" in answer.headers):
+        raise RateLimited(f"HTTP {answer.status}", retry_after(answer.headers))
+    platform = _platform_error(payload)
+    if platform is not None:
+        code, message = platform
+        if api is Api.CONSENT and code in NO_USER_CODES:
+            return ConsentAnswer(accounts=(), platform_code=code)
+        if api is Api.REGISTER and code in NO_USER_CODES:
+            # No portal user for this CI: that is what "not a member" means.
+            return MembershipAnswer(result="nonMember")
+        raise PermanentFailure(f"platform error {code} ({message})")
+    if answer.status >= 500:
+        raise ServerFailure(f"HTTP {answer.status} with {_describe_body(answer)}")
+    raise PermanentFailure(f"HTTP {answer.status} with {_describe_body(answer)}")
+
+
+def parse_membership(payload: Any) -> MembershipAnswer:
+    """A register/search answer; an unknown `result` is an error, never a guess."""
+    if not isinstance(payload, dict):
+        raise PermanentFailure("register/search answered with no JSON object")
+    result = payload.get("result")
+    if result not in _KNOWN_RESULTS:
+        shown = str(result)[:20] if result not in _MISSING else "nothing"
+        raise PermanentFailure(f"register/search answered an unknown result {shown!r}")
+    return MembershipAnswer(str(result), parse_date(payload.get("commonTermsExpireDate")))
+
+
+def parse_consent(payload: Any) -> ConsentAnswer:
+    """A consent/search answer; comId is trimmed, a missing list means no accounts."""
+    if not isinstance(payload, dict):
+        raise PermanentFailure("consent/search answered with no JSON object")
+    entries = payload.get("vtAccList")
+    if entries in _MISSING:
+        entries = []
+    if not isinstance(entries, list):
+        raise PermanentFailure("consent/search answered a vtAccList that is not a list")
+    accounts = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise PermanentFailure("consent/search answered an account that is not an object")
+        number = _text_or_none(entry.get("vtAccNo"))
+        if number is None:
+            raise PermanentFailure("consent/search answered an account without vtAccNo")
+        accounts.append(
+            VirtualAccount(
+                com_id=_text_or_none(entry.get("comId")) or "",
+                vt_acc_no=number,
+                vt_acc_alias=_text_or_none(entry.get("vtAccAlias")),
+            )
+        )
+    return ConsentAnswer(tuple(accounts), parse_date(payload.get("serviceTermsExpireDate")))
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """YYYYMMDD as a date; missing or unreadable values are None (the field is informative)."""
+    text = _text_or_none(value)
+    if text is None or len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in ("", "null") else text
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
+        return None
+
+
+def _gateway_message(payload: Any) -> str | None:
+    if isinstance(payload, dict) and payload.get("message") in _GATEWAY_MESSAGES:
+        return str(payload["message"])
+    return None
+
+
+def _platform_error(payload: Any) -> tuple[str, str] | None:
+    if isinstance(payload, dict) and "code" in payload and "category" in payload:
+        message = str(payload.get("message") or "")[:60]
+        return str(payload["code"]).strip(), message
+    return None
+
+
+def _describe_body(answer: HttpAnswer) -> str:
+    """Name a body's kind without echoing it (it could carry anything)."""
+    head = answer.body[:200].lstrip().lower()
+    if not head:
+        return "an empty body"
+    if head.startswith((b"<!doctype", b"<html")) or b"<html" in head:
+        return "an HTML page"
+    if head.startswith((b"{", b"[")):
+        return "truncated or invalid JSON"
+    return "a body that is not JSON"

@@ -1,0 +1,339 @@
+"""The `member-recon` command line: `run` and `sandbox`."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import click
+
+SANDBOX_URL = "https://sandbox-apigw.koscom.co.kr/v1/common/member"
+PRODUCTION_HOSTS = frozenset({"apigw.koscom.co.kr", "oap.k-mydata.org"})
+INTERNAL_ERROR = 70
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="member-recon")
+def cli() -> None:
+    """Reconcile a customer file against KOSCOM's service-integration API."""
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--com-id", envvar="KOSCOM_COM_ID", help="partner.comId (5 characters).")
+@click.option("--srv-id", envvar="KOSCOM_SRV_ID", help="partner.srvId (up to 20 characters).")
+@click.option("--base-url", envvar="KOSCOM_BASE_URL", default=SANDBOX_URL, show_default=True)
+@click.option(
+    "--api-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the API key from this file instead of KOSCOM_API_KEY.",
+)
+@click.option(
+    "--rate",
+    envvar="KOSCOM_RATE",
+    type=click.FloatRange(min=0.1),
+    default=20.0,
+    show_default=True,
+    help="Requests per second, both APIs together, in any 1 s window.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 512),
+    default=16,
+    show_default=True,
+    help="Requests in flight at most.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder [default: out/<run date>].",
+)
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["parquet", "csv"]),
+    default="parquet",
+    show_default=True,
+)
+@click.option("--ci-column", default="ci", show_default=True)
+@click.option("--name-column", default="kor_name", show_default=True)
+@click.option("--encoding", help="Input text encoding; detected (UTF-8 or CP949) when not given.")
+@click.option("--fresh", is_flag=True, help="Forget the saved progress in the folder; start over.")
+@click.option(
+    "--max-error-rate",
+    type=click.FloatRange(0, 1),
+    default=0.05,
+    show_default=True,
+    help="Exit 1 when more than this fraction of customers ended in error.",
+)
+@click.option(
+    "--daily-reserve",
+    envvar="KOSCOM_DAILY_RESERVE",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Stop asking when the day's remaining cap falls to this (exit 4).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for one answer.",
+)
+@click.option(
+    "--attempts",
+    type=click.IntRange(1, 20),
+    default=5,
+    show_default=True,
+    help="Tries per request before the customer ends in error.",
+)
+@click.option("--dry-run", is_flag=True, help="Read and validate only; write rejects; ask nothing.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text or JSON [default: text on a terminal, JSON elsewhere].",
+)
+@click.option(
+    "--progress-interval",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds between progress lines when not on a terminal.",
+)
+@click.option("--debug", is_flag=True, help="Log every request and show tracebacks.")
+def run(**options: Any) -> None:
+    """Reconcile INPUT (.csv, .csv.gz or .parquet) and write the outputs to --out."""
+    from jobs import logs  # noqa: PLC0415  (lazy: keeps --help fast)
+
+    api_key = _api_key(options["api_key_file"])
+    log, redactor = logs.configure(
+        log_format=options["log_format"] or ("text" if sys.stderr.isatty() else "json"),
+        debug=options["debug"],
+        run_id=(run_id := os.urandom(4).hex()),
+        secrets=[api_key or ""],
+    )
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    os.umask(0o077)  # outputs and progress hold CIs: never world-readable
+    try:
+        result = _run(options, api_key, run_id, log)
+    except KeyboardInterrupt:
+        _fail("interrupted; progress is saved: run the same command again to resume", 130)
+    except Exception as exc:
+        _explain(exc, options["debug"], redactor)
+    _print_summary(result.summary, result.outputs)
+    sys.exit(result.exit_code)
+
+
+def _run(options: dict[str, Any], api_key: str | None, run_id: str, log: Any) -> Any:
+    from batch.errors import UsageError  # noqa: PLC0415
+    from batch.retry import RetryPolicy  # noqa: PLC0415
+    from jobs.client import ClientSettings  # noqa: PLC0415
+    from jobs.job import RunSettings, run  # noqa: PLC0415
+    from jobs.models import Partner  # noqa: PLC0415
+
+    com_id, srv_id = options["com_id"], options["srv_id"]
+    if not com_id or len(com_id) != 5:
+        raise UsageError("--com-id (or KOSCOM_COM_ID) must be 5 characters")
+    if not srv_id or len(srv_id) > 20:
+        raise UsageError("--srv-id (or KOSCOM_SRV_ID) must be 1 to 20 characters")
+    base_url = _checked_base_url(options["base_url"], log)
+    if not api_key and not options["dry_run"]:
+        raise UsageError("no API key: set KOSCOM_API_KEY or pass --api-key-file")
+    out_dir = options["out_dir"] or Path("out") / dt.datetime.now().astimezone().date().isoformat()
+    client = ClientSettings(
+        base_url=base_url,
+        api_key=api_key or "",
+        partner=Partner(com_id, srv_id),
+        rate=options["rate"],
+        concurrency=options["concurrency"],
+        timeout=options["timeout"],
+        retry=RetryPolicy(attempts=options["attempts"]),
+        daily_reserve=options["daily_reserve"],
+    )
+    settings = RunSettings(
+        input_path=options["input_path"],
+        out_dir=out_dir,
+        client=client,
+        file_format=options["file_format"],
+        ci_column=options["ci_column"],
+        name_column=options["name_column"],
+        encoding=options["encoding"],
+        fresh=options["fresh"],
+        max_error_rate=options["max_error_rate"],
+        dry_run=options["dry_run"],
+        progress_tty=sys.stderr.isatty(),
+        progress_interval=options["progress_interval"],
+        run_id=run_id,
+    )
+    return run(settings, log)
+
+
+def _api_key(path: Path | None) -> str | None:
+    if path is not None:
+        return path.read_text(encoding="utf-8").strip() or None
+    return os.environ.get("KOSCOM_API_KEY", "").strip() or None
+
+
+def _checked_base_url(url: str, log: Any) -> str:
+    """https anywhere but loopback; and say so when the production host is used."""
+    from batch.errors import UsageError  # noqa: PLC0415
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise UsageError(f"--base-url {url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise UsageError("--base-url must use https for any host but this machine")
+    if host in PRODUCTION_HOSTS:
+        log.warning("production", host=host)
+        print(f"member-recon: using the PRODUCTION API at {host}", file=sys.stderr)
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _explain(exc: Exception, debug: bool, redactor: Any) -> NoReturn:
+    """Map the job's errors to the contract's exit codes with one line; tracebacks on --debug."""
+    from batch.errors import RunError  # noqa: PLC0415
+
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, RunError):
+        _fail(redactor.text(str(exc)), exc.exit_code)
+    if isinstance(exc, OSError):
+        _fail(redactor.text(f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")), 2)
+    _fail(f"internal error ({type(exc).__name__}); run with --debug for details", INTERNAL_ERROR)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"member-recon: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _raise_keyboard_interrupt(signum: int, _: object) -> None:
+    raise KeyboardInterrupt(signum)
+
+
+def _print_summary(summary: dict[str, Any], outputs: tuple[Path, ...]) -> None:
+    keys = (
+        "state",
+        "rows",
+        "rejected",
+        "customers",
+        "to_ask",
+        "linked",
+        "non_member",
+        "no_linked_account",
+        "error",
+        "non_member_with_accounts",
+        "accounts",
+        "requests",
+        "retries",
+        "http_429",
+        "duration_s",
+        "requests_per_s",
+    )
+    width = max(len(k) for k in keys)
+    for key in keys:
+        if key in summary:
+            print(f"  {key:<{width}}  {summary[key]}")
+    for reason, count in summary.get("errors_by_reason", {}).items():
+        print(f"  error: {count} x {reason}")
+    if outputs:
+        print(f"outputs in {outputs[0].parent}:")
+        for path in outputs:
+            print(f"  {path.name}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="0 picks a free port.",
+)
+@click.option(
+    "--api-key-env",
+    default="SANDBOX_API_KEY",
+    show_default=True,
+    help="Environment variable holding the key the sandbox accepts [default key: sandbox-key].",
+)
+@click.option("--rate-limit", type=click.IntRange(min=1), help="Requests per sliding second.")
+@click.option("--daily-cap", type=click.IntRange(min=0), help="Requests per API per day.")
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KIND:P[:API]|KIND:firstN[:API]",
+    help="Inject a fault; repeatable. Kinds: http500 http503 http429 html truncated "
+    "notjson reset slow unknown_result.",
+)
+@click.option("--flip", default="", help="A salt that changes every answer (a different 'day').")
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the base URL here once listening.",
+)
+def sandbox(**options: Any) -> None:
+    """Run a local emulator of both APIs, for demos and tests."""
+    import asyncio  # noqa: PLC0415
+
+    from aiohttp import web  # noqa: PLC0415
+
+    from jobs.sandbox import BASE_PATH, Fault, Sandbox, SandboxConfig  # noqa: PLC0415
+
+    try:
+        faults = tuple(Fault.parse(spec) for spec in options["faults"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fault") from None
+    config = SandboxConfig(
+        api_key=os.environ.get(options["api_key_env"], "sandbox-key"),
+        rate_limit=options["rate_limit"],
+        daily_cap=options["daily_cap"],
+        latency=options["latency_ms"] / 1000,
+        faults=faults,
+        answer_salt=options["flip"],
+    )
+    emulator = Sandbox(config)
+
+    async def serve() -> None:
+        runner = web.AppRunner(emulator.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, options["host"], options["port"], backlog=1024)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+        url = f"http://{options['host']}:{port}{BASE_PATH}"
+        print(f"sandbox listening on {url}", flush=True)
+        if options["ready_file"]:
+            options["ready_file"].write_text(url + "\n")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,378 @@
+"""The reconciliation run: ingest the input, ask about every open customer, export the outputs."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import json
+import secrets
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batch.errors import (
+    AccountingError,
+    InputError,
+    PausedError,
+    ResumeMismatch,
+)
+from batch.lock import FolderLock
+from batch.progress import ProgressReport
+from batch.reader import InputFile
+from batch.runner import Outcome, Runner
+from batch.store import NewItem, OpenItem, ProgressStore, Reject
+from batch.writer import OutputSet, TableWriter, write_json
+from jobs.client import ClientSettings, KoscomClient, RequestStats
+from jobs.models import Customer
+from jobs.outputs import (
+    REJECT_COLUMNS,
+    account_rows,
+    accounts_schema,
+    reconciled_row,
+    reconciled_schema,
+)
+from jobs.reconcile import Reconciled, Status, reconcile
+from jobs.validation import customer_or_problem
+
+STORE_NAME = ".progress.sqlite"
+OUTPUT_NAMES = (
+    "reconciled.parquet",
+    "reconciled.csv",
+    "accounts.parquet",
+    "accounts.csv",
+    "rejects.csv",
+    "summary.json",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Everything one run needs, resolved from flags, environment and defaults."""
+
+    input_path: Path
+    out_dir: Path
+    client: ClientSettings
+    file_format: str = "parquet"
+    ci_column: str = "ci"
+    name_column: str = "kor_name"
+    encoding: str | None = None
+    fresh: bool = False
+    max_error_rate: float = 1.0
+    chunk_rows: int = 20_000
+    dry_run: bool = False
+    progress_tty: bool = False
+    progress_interval: float = 30.0
+    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a finished (or dry) run produced."""
+
+    summary: dict[str, Any]
+    exit_code: int
+    outputs: tuple[Path, ...]
+
+
+def run(settings: RunSettings, log: Any) -> RunResult:
+    """Run the job once; raise a RunError for every way it can stop early."""
+    started = _now()
+    out_dir = settings.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with FolderLock(out_dir):
+        if settings.fresh:
+            _forget(out_dir)
+        source = InputFile.open(settings.input_path, settings.encoding)
+        store = ProgressStore(out_dir / STORE_NAME)
+        try:
+            resumed = _claim(store, source, settings)
+            if resumed:
+                log.info("resuming", done=store.counts()["done"], folder=str(out_dir))
+            _ingest(store, source, settings, log)
+            if settings.dry_run:
+                return _dry_run(store, settings, started)
+            stats, paused = _ask_open_customers(store, settings, log)
+            return _export(store, settings, started, stats, resumed=resumed, paused=paused)
+        finally:
+            store.close()
+
+
+def _claim(store: ProgressStore, source: InputFile, settings: RunSettings) -> bool:
+    """Tie the folder's progress to this input and partner; True if there is progress to resume."""
+    identity = json.dumps(
+        {
+            "input_sha256": source.fingerprint(),
+            "ci_column": settings.ci_column,
+            "name_column": settings.name_column,
+            "com_id": settings.client.partner.com_id,
+            "srv_id": settings.client.partner.srv_id,
+        },
+        sort_keys=True,
+    )
+    known = store.get_meta("identity")
+    if known is None:
+        store.set_meta("identity", identity)
+        return False
+    if known != identity:
+        mine, theirs = json.loads(identity), json.loads(known)
+        differs = ", ".join(k for k in sorted(mine) if mine[k] != theirs.get(k))
+        raise ResumeMismatch(
+            f"{settings.out_dir} holds progress of another run ({differs} differ); "
+            "pass --fresh to start over, or choose another --out"
+        )
+    return True
+
+
+def _ingest(store: ProgressStore, source: InputFile, settings: RunSettings, log: Any) -> None:
+    """Validate and deduplicate the input into the store, a chunk per transaction."""
+    if store.get_meta("ingest_complete") == "1":
+        return
+    columns = source.columns()
+    for needed, flag in (
+        (settings.ci_column, "--ci-column"),
+        (settings.name_column, "--name-column"),
+    ):
+        if needed not in columns:
+            shown = ", ".join(repr(c[:24]) for c in columns[:8])
+            raise InputError(f"input has no column {needed!r} (it has {shown}); see {flag}")
+    store.set_meta("columns", json.dumps(columns, ensure_ascii=False))
+    last_row = store.rows_ingested
+    for chunk in source.iter_chunks(settings.chunk_rows, skip_rows=last_row):
+        items, rejects = _sort_chunk(store, chunk, settings)
+        last_row = chunk[-1].row
+        store.ingest_chunk(items, rejects, rows=last_row)
+        log.debug("ingested", rows=last_row)
+    store.set_meta("rows_total", str(last_row))
+    store.set_meta("ingest_complete", "1")
+
+
+def _sort_chunk(
+    store: ProgressStore, chunk: list[Any], settings: RunSettings
+) -> tuple[list[NewItem], list[Reject]]:
+    """Split a chunk into new customers and rejects (invalid, or a CI seen on an earlier row)."""
+    rejects: list[Reject] = []
+    candidates: list[tuple[Any, Customer]] = []
+    for raw in chunk:
+        if raw.problem is not None:
+            rejects.append(Reject(raw.row, f"row {raw.problem}", raw.values))
+            continue
+        verdict = customer_or_problem(
+            raw.values.get(settings.ci_column), raw.values.get(settings.name_column)
+        )
+        if isinstance(verdict, str):
+            rejects.append(Reject(raw.row, verdict, raw.values))
+        else:
+            candidates.append((raw, verdict))
+    first_seen = store.first_rows([customer.ci for _, customer in candidates])
+    items: list[NewItem] = []
+    for raw, customer in candidates:
+        first = first_seen.get(customer.ci)
+        if first is not None:
+            rejects.append(Reject(raw.row, f"duplicate ci: first seen on row {first}", raw.values))
+            continue
+        first_seen[customer.ci] = raw.row
+        payload = {"ci": customer.ci, "kor_name": customer.kor_name}
+        items.append(NewItem(raw.row, customer.ci, payload))
+    return items, rejects
+
+
+def _ask_open_customers(
+    store: ProgressStore, settings: RunSettings, log: Any
+) -> tuple[RequestStats, PausedError | None]:
+    counts = store.counts()
+    open_customers = counts["pending"] + counts["error"]
+    if open_customers == 0:
+        return RequestStats(), None
+    log.info("asking", customers=open_customers, rate=settings.client.rate)
+    return asyncio.run(_ask_all(store, settings, log, open_customers))
+
+
+async def _ask_all(
+    store: ProgressStore, settings: RunSettings, log: Any, open_customers: int
+) -> tuple[RequestStats, PausedError | None]:
+    async with KoscomClient(settings.client, log) as client:
+        progress = ProgressReport(
+            open_customers,
+            tty=settings.progress_tty,
+            log=log,
+            interval=settings.progress_interval,
+            extra=lambda: {"requests": client.stats.requests, "retries": client.stats.retries},
+        )
+
+        async def answer(item: OpenItem) -> Outcome:
+            customer = Customer(item.payload["ci"], item.payload["kor_name"])
+            membership, consent = await client.check(customer)
+            outcome = reconcile(membership, consent)
+            state = "error" if outcome.status is Status.ERROR else "done"
+            return Outcome(state, _stored_result(outcome, _now()))
+
+        runner = Runner(
+            store,
+            answer,
+            workers=settings.client.concurrency,
+            drain_timeout=settings.client.timeout + 2,
+            on_outcome=lambda outcome: progress.update(outcome.result["status"]),
+        )
+        paused = None
+        try:
+            await runner.run()
+        except PausedError as exc:
+            paused = exc
+        finally:
+            progress.close()
+            client.stats.daily_remaining = dict(client.quota.remaining)
+            log.info(
+                "asked",
+                customers=runner.finished,
+                requests=client.stats.requests,
+                retries=client.stats.retries,
+            )
+    return client.stats, paused
+
+
+def _stored_result(outcome: Reconciled, checked_at: dt.datetime) -> dict[str, Any]:
+    return {
+        "membership": outcome.membership,
+        "linked_accounts": outcome.linked_accounts,
+        "status": outcome.status.value,
+        "next_action": outcome.next_action.value,
+        "error": outcome.error,
+        "terms_expire_date": outcome.terms_expire_date.isoformat()
+        if outcome.terms_expire_date
+        else None,
+        "checked_at": checked_at.isoformat(),
+        "inconsistent": outcome.inconsistent,
+        "accounts": [[a.com_id, a.vt_acc_no, a.vt_acc_alias] for a in outcome.accounts],
+    }
+
+
+def _export(
+    store: ProgressStore,
+    settings: RunSettings,
+    started: dt.datetime,
+    stats: RequestStats,
+    *,
+    resumed: bool,
+    paused: PausedError | None,
+) -> RunResult:
+    """Write the outputs from the store in input order; on a pause, only rejects and summary."""
+    counts = store.counts()
+    tally: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    ext = settings.file_format
+    with OutputSet(settings.out_dir) as outputs:
+        if paused is None:
+            with (
+                TableWriter(outputs.aside(f"reconciled.{ext}"), reconciled_schema(), ext) as rec,
+                TableWriter(outputs.aside(f"accounts.{ext}"), accounts_schema(), ext) as acc,
+            ):
+                for batch in store.iter_items():
+                    rec.write([reconciled_row(item) for item in batch])
+                    acc.write([row for item in batch for row in account_rows(item)])
+                    for item in batch:
+                        result = item.result or {}
+                        tally[result.get("status", "unanswered")] += 1
+                        tally["inconsistent"] += bool(result.get("inconsistent"))
+                        if result.get("error"):
+                            errors[result["error"]] += 1
+            written, accounts = rec.rows, acc.rows
+        else:
+            written, accounts = 0, 0
+        _write_rejects(outputs.aside("rejects.csv"), store)
+        rows = int(store.get_meta("rows_total") or 0)
+        accounting_ok = rows == counts["items"] + counts["rejected"] and (
+            paused is not None or written == counts["items"]
+        )
+        customers = counts["items"]
+        error_rate = tally["error"] / customers if customers else 0.0
+        exit_code = 4 if paused else (1 if error_rate > settings.max_error_rate else 0)
+        finished = _now()
+        duration = (finished - started).total_seconds()
+        summary: dict[str, Any] = {
+            "run_id": settings.run_id,
+            "state": "paused" if paused else "done",
+            "input": settings.input_path.name,
+            "rows": rows,
+            "rejected": counts["rejected"],
+            "customers": customers,
+            "linked": tally[Status.LINKED],
+            "non_member": tally[Status.NON_MEMBER],
+            "no_linked_account": tally[Status.NO_LINKED_ACCOUNT],
+            "error": tally[Status.ERROR],
+            "unanswered": counts["pending"],
+            "errors_by_reason": dict(errors.most_common(20)),
+            "non_member_with_accounts": tally["inconsistent"],
+            "accounts": accounts,
+            "requests": stats.requests,
+            "retries": stats.retries,
+            "http_429": stats.http_429,
+            "daily_remaining": stats.daily_remaining,
+            "resumed": resumed,
+            "accounting_ok": accounting_ok,
+            "started_at": started.isoformat(),
+            "finished_at": finished.isoformat(),
+            "duration_s": round(duration, 3),
+            "requests_per_s": round(stats.requests / duration, 2) if duration else 0.0,
+            "exit_code": exit_code,
+        }
+        if not accounting_ok:
+            raise AccountingError(
+                f"accounting mismatch: {rows} rows read, {counts['items']} customers "
+                f"+ {counts['rejected']} rejected, {written} written; outputs not published"
+            )
+        write_json(outputs.aside("summary.json"), summary)
+        published = outputs.publish()
+    if paused is not None:
+        raise PausedError(
+            f"{paused}; {counts['pending']} customers remain: run the same command again "
+            "after the daily reset (09:00 KST) to finish them"
+        )
+    return RunResult(summary, exit_code, tuple(published))
+
+
+def _write_rejects(path: Path, store: ProgressStore) -> None:
+    columns: list[str] = json.loads(store.get_meta("columns") or "[]")
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow([*REJECT_COLUMNS, *columns])
+        for batch in store.iter_rejects():
+            writer.writerows([r.row, r.reason, *(r.raw.get(c, "") for c in columns)] for r in batch)
+
+
+def _dry_run(store: ProgressStore, settings: RunSettings, started: dt.datetime) -> RunResult:
+    counts = store.counts()
+    with OutputSet(settings.out_dir) as outputs:
+        _write_rejects(outputs.aside("rejects.csv"), store)
+        published = outputs.publish()
+    open_customers = counts["pending"] + counts["error"]
+    summary = {
+        "run_id": settings.run_id,
+        "state": "dry_run",
+        "rows": int(store.get_meta("rows_total") or 0),
+        "rejected": counts["rejected"],
+        "customers": counts["items"],
+        "to_ask": open_customers,
+        "requests": 0,
+        "estimated_requests": open_customers * 2,
+        "estimated_duration_s": round(open_customers * 2 / settings.client.rate, 1),
+        "started_at": started.isoformat(),
+        "finished_at": _now().isoformat(),
+    }
+    return RunResult(summary, 0, tuple(published))
+
+
+def _forget(out_dir: Path) -> None:
+    """--fresh: drop the progress and the outputs of earlier runs in this folder."""
+    for name in (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", *OUTPUT_NAMES):
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,87 @@
+"""The contract's output files: typed Arrow schemas and the rows that fill them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from batch.store import StoredItem
+
+RECONCILED_COLUMNS = (
+    "ci",
+    "kor_name",
+    "membership",
+    "linked_accounts",
+    "is_non_member",
+    "no_linked_account",
+    "status",
+    "next_action",
+    "error",
+    "terms_expire_date",
+    "checked_at",
+)
+ACCOUNT_COLUMNS = ("ci", "com_id", "vt_acc_no", "vt_acc_alias")
+REJECT_COLUMNS = ("row", "reason")
+
+
+def reconciled_schema() -> Any:
+    import pyarrow as pa  # noqa: PLC0415  (lazy: keeps --help fast)
+
+    return pa.schema(
+        [
+            pa.field("ci", pa.string(), nullable=False),
+            pa.field("kor_name", pa.string(), nullable=False),
+            pa.field("membership", pa.string()),
+            pa.field("linked_accounts", pa.int64()),
+            pa.field("is_non_member", pa.bool_()),
+            pa.field("no_linked_account", pa.bool_()),
+            pa.field("status", pa.string(), nullable=False),
+            pa.field("next_action", pa.string(), nullable=False),
+            pa.field("error", pa.string()),
+            pa.field("terms_expire_date", pa.date32()),
+            pa.field("checked_at", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+
+
+def accounts_schema() -> Any:
+    import pyarrow as pa  # noqa: PLC0415
+
+    return pa.schema(
+        [
+            pa.field("ci", pa.string(), nullable=False),
+            pa.field("com_id", pa.string(), nullable=False),
+            pa.field("vt_acc_no", pa.string(), nullable=False),
+            pa.field("vt_acc_alias", pa.string()),
+        ]
+    )
+
+
+def reconciled_row(item: StoredItem) -> dict[str, Any]:
+    """One reconciled row from a stored item and its stored result."""
+    result = item.result or {}
+    terms = result.get("terms_expire_date")
+    checked = result.get("checked_at")
+    linked = result.get("linked_accounts")
+    membership = result.get("membership")
+    return {
+        "ci": item.payload["ci"],
+        "kor_name": item.payload["kor_name"],
+        "membership": membership,
+        "linked_accounts": linked,
+        "is_non_member": None if membership is None else membership == "nonMember",
+        "no_linked_account": None if linked is None else linked == 0,
+        "status": result["status"],
+        "next_action": result["next_action"],
+        "error": result.get("error"),
+        "terms_expire_date": dt.date.fromisoformat(terms) if terms else None,
+        "checked_at": dt.datetime.fromisoformat(checked) if checked else None,
+    }
+
+
+def account_rows(item: StoredItem) -> list[dict[str, Any]]:
+    accounts = (item.result or {}).get("accounts") or []
+    return [
+        {"ci": item.payload["ci"], "com_id": com_id, "vt_acc_no": number, "vt_acc_alias": alias}
+        for com_id, number, alias in accounts
+    ]

@@ -1,0 +1,248 @@
+"""Pure rules, no server: input validation, answer parsing, reconciliation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from batch.errors import (
+    BadBody,
+    CredentialsRejected,
+    PermanentFailure,
+    RateLimited,
+    ServerFailure,
+    UsageError,
+)
+from jobs.answers import HttpAnswer, interpret, parse_date, retry_after
+from jobs.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
+from jobs.reconcile import NextAction, Status, reconcile
+from jobs.sandbox import synthetic_ci
+from jobs.validation import customer_or_problem, mask_ci
+
+CI = synthetic_ci(1)
+SEED_SAMPLE_CI = (
+    "Q9z5ccmjYNrhPVXrdfgfgfFdfgFGHdfg3fGFGgghDFFGghghgSSSfgfgcvbdfgert45rgfgdfgfhpf5vmzjaA=="
+)
+
+
+@pytest.mark.parametrize(
+    ("ci", "name", "reason"),
+    [
+        ("", "홍길동", "ci is empty"),
+        ("   ", "홍길동", "ci is empty"),
+        (SEED_SAMPLE_CI, "홍길동", "ci has 87 characters, not 88"),
+        ("!" + CI[1:], "홍길동", "ci is not standard base64"),
+        (
+            CI[:-2] + "-_",
+            "홍길동",
+            "ci is not standard base64",
+        ),  # URL-safe alphabet is not standard
+        ("A" * 88, "홍길동", "ci decodes to 66 bytes, not 64"),  # 88 chars, no padding
+        (CI, "", "kor_name is empty"),
+        (CI, "가나다라마바사아자차카", "kor_name has 11 characters, more than 10"),
+    ],
+)
+def test_invalid_rows_get_a_reason_a_person_understands(ci: str, name: str, reason: str) -> None:
+    assert customer_or_problem(ci, name) == reason
+
+
+def test_values_are_trimmed_before_validation() -> None:
+    customer = customer_or_problem(f"  {CI}\t", " 홍길동 ")
+    assert not isinstance(customer, str)
+    assert (customer.ci, customer.kor_name) == (CI, "홍길동")
+
+
+def test_mask_shows_four_characters_and_the_length() -> None:
+    assert mask_ci(CI) == f"{CI[:4]}…(88)"
+
+
+def answer(status: int, body: object, **headers: str) -> HttpAnswer:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return HttpAnswer(status, headers, raw)
+
+
+def test_member_answer_with_extra_fields_is_parsed() -> None:
+    got = interpret(
+        Api.REGISTER,
+        answer(200, {"result": "member", "commonTermsExpireDate": "20271231", "new": 1}),
+    )
+    assert got == MembershipAnswer("member", dt.date(2027, 12, 31))
+
+
+@pytest.mark.parametrize("missing", [None, "null", "", "2027-13-01", 20271231.5])
+def test_missing_or_odd_terms_date_is_none(missing: object) -> None:
+    body = {"result": "nonMember", "commonTermsExpireDate": missing}
+    assert interpret(Api.REGISTER, answer(200, body)) == MembershipAnswer("nonMember", None)
+
+
+def test_consent_answer_trims_com_id_and_keeps_alias_absent_as_none() -> None:
+    body = {
+        "vtAccList": [
+            {"comId": " 00002", "vtAccNo": "160657695589800099", "vtAccAlias": "주식투자용"},
+            {"comId": "00003 ", "vtAccNo": "160657695589800100", "endpoint": "x"},
+            {"comId": "00004", "vtAccNo": "160657695589800101", "vtAccAlias": "null"},
+        ],
+        "serviceTermsExpireDate": "",
+    }
+    got = interpret(Api.CONSENT, answer(200, body))
+    assert isinstance(got, ConsentAnswer)
+    assert got.accounts == (
+        VirtualAccount("00002", "160657695589800099", "주식투자용"),
+        VirtualAccount("00003", "160657695589800100", None),
+        VirtualAccount("00004", "160657695589800101", None),
+    )
+
+
+@pytest.mark.parametrize("empty", [{"vtAccList": []}, {"vtAccList": None}, {}, {"vtAccList": ""}])
+def test_missing_account_list_means_no_accounts(empty: object) -> None:
+    assert interpret(Api.CONSENT, answer(200, empty)) == ConsentAnswer(())
+
+
+@pytest.mark.parametrize(
+    ("api", "status", "body", "headers", "failure", "reason"),
+    [
+        (Api.REGISTER, 200, {"result": "maybe"}, {}, PermanentFailure, "unknown result 'maybe'"),
+        (Api.REGISTER, 200, {}, {}, PermanentFailure, "unknown result 'nothing'"),
+        (Api.REGISTER, 200, [1], {}, PermanentFailure, "no JSON object"),
+        (Api.CONSENT, 200, {"vtAccList": "x"}, {}, PermanentFailure, "not a list"),
+        (
+            Api.CONSENT,
+            200,
+            {"vtAccList": [{"comId": "1"}]},
+            {},
+            PermanentFailure,
+            "without vtAccNo",
+        ),
+        (Api.REGISTER, 200, b'{"result": "mem', {}, BadBody, "truncated or invalid JSON"),
+        (Api.REGISTER, 200, b"OK", {}, BadBody, "not JSON"),
+        (Api.REGISTER, 502, b"<html><body>Bad Gateway</body></html>", {}, ServerFailure, "HTML"),
+        (Api.REGISTER, 500, b"Internal Server Error", {}, ServerFailure, "HTTP 500"),
+        (Api.REGISTER, 503, b"", {}, ServerFailure, "an empty body"),
+        (
+            Api.REGISTER,
+            429,
+            {"message": "API rate limit exceeded"},
+            {"Retry-After": "2"},
+            RateLimited,
+            "HTTP 429",
+        ),
+        (Api.REGISTER, 503, b"busy", {"Retry-After": "1"}, RateLimited, "HTTP 503"),
+        (
+            Api.REGISTER,
+            500,
+            {"category": "c", "code": 1234, "message": "boom"},
+            {},
+            PermanentFailure,
+            "platform error 1234 (boom)",
+        ),
+        (Api.REGISTER, 400, {"message": "bad"}, {}, PermanentFailure, "HTTP 400"),
+    ],
+)
+def test_failures_are_classified(api, status, body, headers, failure, reason) -> None:
+    with pytest.raises(failure) as caught:
+        interpret(api, answer(status, body, **headers))
+    assert reason in caught.value.reason
+    assert type(caught.value) is failure
+
+
+@pytest.mark.parametrize(
+    "message", ["No API key found in request", "Invalid authentication credentials"]
+)
+def test_rejected_key_aborts_and_says_so(message: str) -> None:
+    with pytest.raises(CredentialsRejected, match="API key was rejected"):
+        interpret(Api.REGISTER, answer(401, {"message": message}))
+
+
+def test_unknown_route_is_a_configuration_error() -> None:
+    with pytest.raises(UsageError, match="no route"):
+        interpret(Api.CONSENT, answer(404, {"message": "no Route matched with those values"}))
+
+
+@pytest.mark.parametrize("code", ["3007", 3007, "4004"])
+def test_no_user_is_an_answer_not_an_outage(code: object) -> None:
+    body = {"category": "x", "code": code, "message": "not found user"}
+    assert interpret(Api.CONSENT, answer(500, body)) == ConsentAnswer((), platform_code=str(code))
+    assert interpret(Api.REGISTER, answer(500, body)) == MembershipAnswer("nonMember")
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    assert retry_after({"Retry-After": "3"}) == 3.0
+    assert retry_after({}) is None
+    assert retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert retry_after({"Retry-After": "soon"}) is None
+
+
+def test_parse_date() -> None:
+    assert parse_date("20260101") == dt.date(2026, 1, 1)
+    assert parse_date(" 20260101 ") == dt.date(2026, 1, 1)
+
+
+ACC = VirtualAccount("00002", "1", None)
+MEMBER = MembershipAnswer("member")
+NON_MEMBER = MembershipAnswer("nonMember")
+DOWN = ServerFailure("HTTP 503 after 5 attempts")
+
+
+@pytest.mark.parametrize(
+    ("membership", "consent", "status", "action", "linked", "error"),
+    [
+        (MEMBER, ConsentAnswer((ACC,)), Status.LINKED, NextAction.NONE, 1, None),
+        (MEMBER, ConsentAnswer(()), Status.NO_LINKED_ACCOUNT, NextAction.LINK_ACCOUNT, 0, None),
+        (
+            MEMBER,
+            ConsentAnswer((), platform_code="3007"),
+            Status.NO_LINKED_ACCOUNT,
+            NextAction.LINK_ACCOUNT,
+            0,
+            None,
+        ),
+        (NON_MEMBER, ConsentAnswer(()), Status.NON_MEMBER, NextAction.PORTAL_SIGNUP, 0, None),
+        (NON_MEMBER, ConsentAnswer((ACC,)), Status.NON_MEMBER, NextAction.PORTAL_SIGNUP, 1, None),
+        (NON_MEMBER, DOWN, Status.NON_MEMBER, NextAction.PORTAL_SIGNUP, None, None),
+        (
+            MEMBER,
+            DOWN,
+            Status.ERROR,
+            NextAction.RETRY,
+            None,
+            "consent/search: HTTP 503 after 5 attempts",
+        ),
+        (
+            DOWN,
+            ConsentAnswer(()),
+            Status.ERROR,
+            NextAction.RETRY,
+            0,
+            "register/search: HTTP 503 after 5 attempts",
+        ),
+        (
+            DOWN,
+            DOWN,
+            Status.ERROR,
+            NextAction.RETRY,
+            None,
+            "register/search: HTTP 503 after 5 attempts; consent/search: HTTP 503 after 5 attempts",
+        ),
+    ],
+)
+def test_reconciliation_rules(membership, consent, status, action, linked, error) -> None:
+    got = reconcile(membership, consent)
+    assert (got.status, got.next_action, got.linked_accounts, got.error) == (
+        status,
+        action,
+        linked,
+        error,
+    )
+    assert got.is_non_member == (
+        None if isinstance(membership, ServerFailure) else membership.result == "nonMember"
+    )
+    assert got.no_linked_account == (None if linked is None else linked == 0)
+
+
+def test_non_member_with_accounts_is_kept_and_flagged() -> None:
+    got = reconcile(NON_MEMBER, ConsentAnswer((ACC, ACC)))
+    assert got.inconsistent
+    assert got.accounts == (ACC, ACC)
+    assert not reconcile(MEMBER, ConsentAnswer((ACC,))).inconsistent
