@@ -17,6 +17,7 @@ from batch.errors import (
     ConnectionFailure,
     ItemFailure,
     PausedError,
+    PermanentFailure,
     RateLimited,
     RequestTimeout,
     TransientFailure,
@@ -132,7 +133,8 @@ class KoscomClient:
         try:
             return await call_with_retry(self.settings.retry, attempt_once, on_retry)
         except TransientFailure as failure:
-            return type(failure)(f"{failure.reason} after {attempts} attempts")
+            # Retries are spent: what was transient is now this customer's final answer.
+            return PermanentFailure(f"{failure.reason} after {attempts} attempts")
         except ItemFailure as failure:
             return failure
 

@@ -1,0 +1,381 @@
+"""The real CLI against the real sandbox over loopback: answers, outputs, faults, limits."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from jobs.sandbox import Fault, synthetic_ci, truth
+from tests.conftest import API_KEY, CliResult, customers, job, run_cli, write_csv
+
+
+def expected(ci: str) -> tuple[str, int, str, str]:
+    """(membership, linked_accounts, status, next_action) as the sandbox's truth implies."""
+    fact = truth(ci)
+    membership = "member" if fact.membership == "member" else "nonMember"
+    linked = len(fact.accounts)
+    if membership == "nonMember":
+        return membership, linked, "non_member", "portal_signup"
+    if linked == 0:
+        return membership, 0, "no_linked_account", "link_account"
+    return membership, linked, "linked", "none"
+
+
+def check_truth(result: CliResult, cis: list[str]) -> None:
+    frame = result.reconciled()
+    assert list(frame["ci"]) == cis  # one row per customer, in input order
+    for row in frame.itertuples():
+        membership, linked, status, action = expected(row.ci)
+        assert (row.membership, row.linked_accounts, row.status, row.next_action) == (
+            membership,
+            linked,
+            status,
+            action,
+        )
+        assert row.is_non_member == (membership == "nonMember")
+        assert row.no_linked_account == (linked == 0)
+        assert pd.isna(row.error)
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> tuple[Path, list[str]]:
+    people = customers(60)
+    rows = [list(p) for p in people]
+    rows[3][0] = f"  {rows[3][0]}  "  # padded: trimmed and kept
+    rows += [
+        ["", "빈값"],
+        [people[0][0][:87], "홍길동"],
+        [people[1][0], ""],
+        [people[2][0], "가나다라마바사아자차카"],
+        ["*" * 88, "홍길동"],
+        [people[5][0], "다른이름"],  # repeats row 6's CI
+    ]
+    return write_csv(tmp_path / "in.csv", rows), [ci for ci, _ in people]
+
+
+def test_every_row_ends_in_reconciled_or_rejects_and_answers_match_the_truth(
+    sandbox, sample, tmp_path: Path
+) -> None:
+    path, cis = sample
+    result = job(sandbox, path, tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    check_truth(result, cis)
+    rejects = result.rejects()
+    assert list(rejects["row"].astype(int)) == [61, 62, 63, 64, 65, 66]
+    assert list(rejects["reason"]) == [
+        "ci is empty",
+        "ci has 87 characters, not 88",
+        "kor_name is empty",
+        "kor_name has 11 characters, more than 10",
+        "ci is not standard base64",
+        "duplicate ci: first seen on row 6",
+    ]
+    assert list(rejects.columns) == ["row", "reason", "ci", "kor_name"]
+    summary = result.summary()
+    assert summary["rows"] == 66 == len(result.reconciled()) + len(rejects)
+    assert (summary["customers"], summary["rejected"], summary["accounting_ok"]) == (60, 6, True)
+    assert summary["requests"] == 120 == sandbox.sandbox.stats.requests
+    by_status = result.reconciled()["status"].value_counts().to_dict()
+    for status in ("linked", "non_member", "no_linked_account"):
+        assert summary[status] == by_status.get(status, 0)
+    assert sandbox.sandbox.stats.bad_request_ids == 0  # every reqIdConsumer unique, <= 20 chars
+
+
+def test_accounts_are_one_row_per_linked_account_with_com_id_trimmed(
+    sandbox, sample, tmp_path: Path
+) -> None:
+    path, cis = sample
+    result = job(sandbox, path, tmp_path / "out")
+    got = result.accounts()
+    want = [
+        (ci, com.strip(), number, None if alias in (None, "", "null") else alias)
+        for ci in cis
+        for com, number, alias in truth(ci).accounts
+    ]
+    assert [
+        tuple(None if pd.isna(v) else v for v in r) for r in got.itertuples(index=False)
+    ] == want
+    assert result.summary()["non_member_with_accounts"] == sum(
+        1 for ci in cis if expected(ci)[0] == "nonMember" and expected(ci)[1] > 0
+    )
+
+
+def test_output_schemas_are_exactly_the_contracts(sandbox, sample, tmp_path: Path) -> None:
+    path, _ = sample
+    result = job(sandbox, path, tmp_path / "out")
+    schema = pq.read_schema(tmp_path / "out" / "reconciled.parquet")
+    assert [(f.name, f.type) for f in schema] == [
+        ("ci", pa.string()),
+        ("kor_name", pa.string()),
+        ("membership", pa.string()),
+        ("linked_accounts", pa.int64()),
+        ("is_non_member", pa.bool_()),
+        ("no_linked_account", pa.bool_()),
+        ("status", pa.string()),
+        ("next_action", pa.string()),
+        ("error", pa.string()),
+        ("terms_expire_date", pa.date32()),
+        ("checked_at", pa.timestamp("us", tz="UTC")),
+    ]
+    accounts = pq.read_schema(tmp_path / "out" / "accounts.parquet")
+    assert accounts.names == ["ci", "com_id", "vt_acc_no", "vt_acc_alias"]
+    frame = result.reconciled()
+    assert frame["terms_expire_date"].notna().any()  # given for some customers
+    assert frame["terms_expire_date"].isna().any()  # absent, null, "null" or "" for others
+    summary_keys = {"rows", "rejected", "customers", "linked", "non_member", "no_linked_account"}
+    summary_keys |= {"error", "requests", "retries", "started_at", "finished_at"}
+    assert summary_keys <= set(result.summary())
+
+
+def test_csv_format_has_a_bom_and_the_same_rows(sandbox, sample, tmp_path: Path) -> None:
+    path, cis = sample
+    parquet = job(sandbox, path, tmp_path / "p")
+    csv = job(sandbox, path, tmp_path / "c", "--format", "csv")
+    assert csv.exit_code == 0, csv.stderr
+    raw = (tmp_path / "c" / "reconciled.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    assert customers(60)[0][1] in raw.decode("utf-8")  # Korean names as UTF-8, after the BOM
+    frame = csv.reconciled("csv")
+    assert list(frame["ci"]) == cis
+    assert list(frame["status"]) == list(parquet.reconciled()["status"])
+    assert (tmp_path / "c" / "accounts.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+@pytest.mark.parametrize("kind", ["cp949", "utf-8-sig", "gz", "parquet"])
+def test_each_input_kind_gives_the_same_dataset(sandbox, tmp_path: Path, kind: str) -> None:
+    people = customers(20)
+    if kind == "parquet":
+        path = tmp_path / "in.parquet"
+        table = pa.table({"고객CI": [c for c, _ in people], "성명": [n for _, n in people]})
+        pq.write_table(table, path)
+    elif kind == "gz":
+        path = write_csv(tmp_path / "in.csv.gz", people, header=("고객CI", "성명"))
+    else:
+        path = write_csv(tmp_path / "in.csv", people, header=("고객CI", "성명"), encoding=kind)
+    result = job(sandbox, path, tmp_path / "out", "--ci-column", "고객CI", "--name-column", "성명")
+    assert result.exit_code == 0, result.stderr
+    check_truth(result, [c for c, _ in people])
+
+
+RECOVERABLE = ["http500", "http503", "http429", "html", "truncated", "notjson", "reset", "slow"]
+
+
+@pytest.mark.parametrize("kind", RECOVERABLE)
+def test_each_fault_is_retried_until_answered_and_no_row_is_lost(
+    sandbox, tmp_path: Path, kind: str
+) -> None:
+    people = customers(12)
+    sandbox.sandbox.configure(faults=(Fault(kind, first_attempts=2),), slow_seconds=1.0)
+    path = write_csv(tmp_path / "in.csv", people)
+    result = job(sandbox, path, tmp_path / "out", "--timeout", "0.3")
+    assert result.exit_code == 0, result.stderr
+    check_truth(result, [c for c, _ in people])
+    summary = result.summary()
+    assert summary["retries"] == 2 * 2 * 12  # two failed attempts per API per customer
+    assert summary["requests"] == 3 * 2 * 12
+
+
+@pytest.mark.parametrize("kind", RECOVERABLE)
+def test_a_fault_that_never_clears_ends_the_customer_in_error_with_a_reason(
+    sandbox, tmp_path: Path, kind: str
+) -> None:
+    people = customers(10)
+    sandbox.sandbox.configure(
+        faults=(Fault(kind, first_attempts=99, api="consent/search"),), slow_seconds=1.0
+    )
+    path = write_csv(tmp_path / "in.csv", people)
+    result = job(sandbox, path, tmp_path / "out", "--timeout", "0.3", "--attempts", "3")
+    frame = result.reconciled()
+    assert len(frame) == 10  # no row lost
+    for row in frame.itertuples():
+        membership, *_ = expected(row.ci)
+        assert sandbox.sandbox.stats.asked("consent/search", row.ci) == 3
+        if membership == "nonMember":  # a non-member is valid whatever consent/search said
+            assert row.status == "non_member"
+            assert pd.isna(row.error)
+            assert pd.isna(row.linked_accounts)
+        else:
+            assert (row.status, row.next_action) == ("error", "retry")
+            assert row.error.startswith("consent/search: ")
+            assert row.error.endswith("after 3 attempts")
+    errors = (frame["status"] == "error").sum()
+    assert result.exit_code == (1 if errors else 0)  # above the default --max-error-rate
+    assert result.summary()["error"] == errors
+
+
+def test_an_unknown_answer_is_an_error_and_is_not_retried(sandbox, tmp_path: Path) -> None:
+    people = customers(5)
+    sandbox.sandbox.configure(faults=(Fault("unknown_result", 1.0, api="register/search"),))
+    result = job(sandbox, write_csv(tmp_path / "in.csv", people), tmp_path / "out")
+    frame = result.reconciled()
+    assert set(frame["status"]) == {"error"}
+    assert set(frame["error"]) == {
+        "register/search: register/search answered an unknown result 'maybe'"
+    }
+    assert all(sandbox.sandbox.stats.asked("register/search", ci) == 1 for ci, _ in people)
+    assert frame["membership"].isna().all()
+
+
+def test_a_rejected_key_aborts_at_once_with_exit_3(sandbox, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "in.csv", customers(200))
+    wrong = "wrong-key-0123456789"
+    result = job(sandbox, path, tmp_path / "out", KOSCOM_API_KEY=wrong)
+    assert result.exit_code == 3
+    assert "API key was rejected (Invalid authentication credentials)" in result.stderr
+    assert wrong not in result.stderr + result.stdout
+    assert sandbox.sandbox.stats.requests <= 2 * 16  # what was in flight, no more
+    assert not (tmp_path / "out" / "reconciled.parquet").exists()
+
+
+def test_a_long_failure_streak_aborts_instead_of_burning_the_quota(sandbox, tmp_path: Path) -> None:
+    sandbox.sandbox.configure(faults=(Fault("http500", 1.0),))
+    result = job(sandbox, write_csv(tmp_path / "in.csv", customers(200)), tmp_path / "out")
+    assert result.exit_code == 3
+    assert "requests in a row failed" in result.stderr
+    assert sandbox.sandbox.stats.requests < 100  # 200 customers would take 2000 attempts
+
+
+def test_no_request_goes_over_the_quota(sandbox, tmp_path: Path) -> None:
+    sandbox.sandbox.configure(rate_limit=40)
+    path = write_csv(tmp_path / "in.csv", customers(60))
+    result = job(sandbox, path, tmp_path / "out", "--rate", "40", "--concurrency", "32")
+    assert result.exit_code == 0, result.stderr
+    assert sandbox.sandbox.stats.over_limit == 0
+    assert result.summary()["http_429"] == 0
+    # The control: the same sandbox does count a client that ignores the quota.
+    sandbox.sandbox.reset_stats()
+    greedy = job(sandbox, path, tmp_path / "greedy", "--rate", "400", "--concurrency", "32")
+    assert sandbox.sandbox.stats.over_limit > 0
+    assert greedy.exit_code == 0, greedy.stderr  # its 429s were retried: no row lost
+    check_truth(greedy, [c for c, _ in customers(60)])
+
+
+def test_the_daily_cap_pauses_at_the_reserve_and_a_resume_finishes(sandbox, tmp_path: Path) -> None:
+    people = customers(50)
+    path = write_csv(tmp_path / "in.csv", people)
+    sandbox.sandbox.configure(daily_cap=40)
+    paused = job(sandbox, path, tmp_path / "out", "--daily-reserve", "10", "--concurrency", "4")
+    assert paused.exit_code == 4
+    assert re.search(r"\d+ customers remain: run the same command again after", paused.stderr)
+    assert max(sandbox.sandbox.stats.day_used.values()) <= 40 - 10  # the reserve was left alone
+    summary = paused.summary()
+    assert summary["state"] == "paused"
+    assert min(summary["daily_remaining"].values()) >= 10
+    assert not (tmp_path / "out" / "reconciled.parquet").exists()  # no half dataset
+    sandbox.sandbox.reset_day()
+    sandbox.sandbox.configure(daily_cap=1000)
+    resumed = job(sandbox, path, tmp_path / "out", "--daily-reserve", "10")
+    assert resumed.exit_code == 0, resumed.stderr
+    check_truth(resumed, [c for c, _ in people])
+    assert (
+        max(
+            sandbox.sandbox.stats.asked(api, ci)
+            for api in ("register/search", "consent/search")
+            for ci, _ in people
+        )
+        == 1
+    )  # nobody asked twice
+
+
+def test_wrong_base_path_is_a_configuration_error(sandbox, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "in.csv", customers(3))
+    result = job(sandbox, path, tmp_path / "out", "--base-url", sandbox.base_url + "/v9")
+    assert result.exit_code == 2
+    assert "no route" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--base-url", "http://api.example.com/v1"], {}, "must use https"),
+        (["--com-id", "F09"], {}, "--com-id"),
+        ([], {"KOSCOM_API_KEY": ""}, "no API key"),
+        (["--ci-column", "주민"], {}, "input has no column '주민'"),
+    ],
+)
+def test_bad_usage_is_exit_2_with_one_line(sandbox, tmp_path, args, env, message) -> None:
+    path = write_csv(tmp_path / "in.csv", customers(3))
+    result = job(sandbox, path, tmp_path / "out", *args, **env)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sandbox.sandbox.stats.requests == 0
+
+
+def test_unreadable_input_is_exit_2_without_traceback(sandbox, tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"ci,kor_name\n" + bytes(range(128, 256)) * 40 + b",x\n")
+    result = job(sandbox, path, tmp_path / "out")
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("member-recon:")]
+    assert len(lines) == 1
+    assert re.fullmatch(
+        r"member-recon: input in.csv is neither UTF-8 nor CP949/EUC-KR \(looks like \S+\); "
+        r"pass --encoding",
+        lines[0],
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_neither_the_key_nor_a_ci_reaches_logs_or_messages(sandbox, tmp_path: Path) -> None:
+    people = customers(30)
+    sandbox.sandbox.configure(faults=(Fault("http503", 0.3), Fault("unknown_result", 0.1)))
+    path = write_csv(tmp_path / "in.csv", people)
+    result = job(sandbox, path, tmp_path / "out", "--debug")
+    text = result.stdout + result.stderr
+    assert '"event": "request"' in text  # --debug logs every request...
+    assert API_KEY not in text
+    for ci, name in people:  # ...with every CI masked
+        assert ci not in text
+        assert ci[:20] not in text
+        assert name not in text
+    assert re.search(r'"ci": "[A-Za-z0-9+/]{4}…\(88\)"', text)
+
+
+def test_max_error_rate_sets_exit_1(sandbox, tmp_path: Path) -> None:
+    people = customers(10)
+    sandbox.sandbox.configure(faults=(Fault("unknown_result", 1.0, api="register/search"),))
+    path = write_csv(tmp_path / "in.csv", people)
+    assert job(sandbox, path, tmp_path / "a", "--max-error-rate", "0.5").exit_code == 1
+    assert job(sandbox, path, tmp_path / "b", "--max-error-rate", "1").exit_code == 0
+
+
+def test_dry_run_validates_and_sends_nothing(sandbox, sample, tmp_path: Path) -> None:
+    path, _ = sample
+    result = run_cli(
+        [
+            "run",
+            str(path),
+            "--dry-run",
+            "--com-id",
+            "F0995",
+            "--srv-id",
+            "297",
+            "--out",
+            str(tmp_path / "out"),
+            "--rate",
+            "10",
+        ],
+        {"KOSCOM_API_KEY": ""},
+    )
+    assert result.exit_code == 0, result.stderr
+    assert sandbox.sandbox.stats.requests == 0
+    assert re.search(r"to_ask\s+60\b", result.stdout)
+    assert len(pd.read_csv(tmp_path / "out" / "rejects.csv", encoding="utf-8-sig")) == 6
+    assert not (tmp_path / "out" / "reconciled.parquet").exists()
+
+
+def test_outputs_are_not_world_readable(sandbox, sample, tmp_path: Path) -> None:
+    path, _ = sample
+    job(sandbox, path, tmp_path / "out")
+    for file in (tmp_path / "out").iterdir():
+        assert file.stat().st_mode & 0o077 == 0, file.name
+
+
+def test_synthetic_ci_is_88_characters() -> None:
+    assert len(synthetic_ci(0)) == 88
