@@ -21,6 +21,7 @@ class Outcome:
 
 
 Handler = Callable[[OpenItem], Awaitable[Outcome]]
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Runner:
@@ -61,7 +62,8 @@ class Runner:
     async def run(self) -> None:
         """Answer every open item, or raise why the run stopped early."""
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
+        for signum in _STOP_SIGNALS:
             loop.add_signal_handler(signum, self.stop, signum)
         try:
             producer = asyncio.create_task(self._produce())
@@ -72,13 +74,18 @@ class Runner:
             watchdog.cancel()
             await asyncio.gather(producer, watchdog, return_exceptions=True)
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum, handler in previous.items():
                 loop.remove_signal_handler(signum)
+                # asyncio resets to the default action; give back the caller's handler.
+                signal.signal(signum, handler)
         if self._fatal is not None:
             raise self._fatal
         if self._signal is not None:
             name = signal.Signals(self._signal).name
-            raise Interrupted(f"stopped by {name}; progress is saved", self._signal)
+            raise Interrupted(
+                f"stopped by {name}; progress is saved: run the same command again to resume",
+                self._signal,
+            )
 
     async def _produce(self) -> None:
         last_seq = 0
