@@ -14,8 +14,8 @@
     │   └── AccountingError (70) ─ rows read != reconciled + rejected: a bug, never hidden
     └── ItemFailure ─ one request for one item failed; the run goes on
         ├── TransientFailure ─ RETRIED with backoff (or the server's Retry-After)
-        │   ├── RateLimited ─ 429 / 503 with Retry-After
-        │   ├── ServerFailure ─ 5xx without an answer in the body
+        │   ├── RateLimited ─ 429: slows the whole run down, honours Retry-After
+        │   ├── ServerFailure ─ 5xx without an answer (503's Retry-After is honoured)
         │   ├── BadBody ─ an HTML page, truncated or non-JSON body
         │   ├── RequestTimeout ─ no answer within the request timeout
         │   └── ConnectionFailure ─ reset, refused, closed mid-answer
@@ -100,15 +100,13 @@ class ItemFailure(BatchError):
 class TransientFailure(ItemFailure):
     """A failure worth another attempt; `retry_after` is the server's wish, if any."""
 
-    retry_after: float | None = None
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class RateLimited(TransientFailure):
-    """429 (or 503) asking us to slow down."""
-
-    def __init__(self, reason: str, retry_after: float | None) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
+    """429: the key's quota is spent for now; every request must slow down, not just this one."""
 
 
 class ServerFailure(TransientFailure):

@@ -88,8 +88,8 @@ def interpret(api: Api, answer: HttpAnswer) -> MembershipAnswer | ConsentAnswer:
         raise CredentialsRejected(f"the API key was rejected ({message}); check KOSCOM_API_KEY")
     if answer.status == 404 and _gateway_message(payload):
         raise UsageError(f"the API has no route {api.value} at this --base-url (HTTP 404)")
-    if answer.status == 429 or (answer.status == 503 and "Retry-After" in answer.headers):
-        raise RateLimited(f"HTTP {answer.status}", retry_after(answer.headers))
+    if answer.status == 429:
+        raise RateLimited("HTTP 429", retry_after(answer.headers))
     platform = _platform_error(payload)
     if platform is not None:
         code, message = platform
@@ -100,7 +100,8 @@ def interpret(api: Api, answer: HttpAnswer) -> MembershipAnswer | ConsentAnswer:
             return MembershipAnswer(result="nonMember")
         raise PermanentFailure(f"platform error {code} ({message})")
     if answer.status >= 500:
-        raise ServerFailure(f"HTTP {answer.status} with {_describe_body(answer)}")
+        wait = retry_after(answer.headers)
+        raise ServerFailure(f"HTTP {answer.status} with {_describe_body(answer)}", wait)
     raise PermanentFailure(f"HTTP {answer.status} with {_describe_body(answer)}")
 
 

@@ -128,7 +128,7 @@ def test_missing_account_list_means_no_accounts(empty: object) -> None:
             RateLimited,
             "HTTP 429",
         ),
-        (Api.REGISTER, 503, b"busy", {"Retry-After": "1"}, RateLimited, "HTTP 503"),
+        (Api.REGISTER, 503, b"busy", {"Retry-After": "1"}, ServerFailure, "HTTP 503"),
         (
             Api.REGISTER,
             500,
@@ -165,6 +165,13 @@ def test_no_user_is_an_answer_not_an_outage(code: object) -> None:
     body = {"category": "x", "code": code, "message": "not found user"}
     assert interpret(Api.CONSENT, answer(500, body)) == ConsentAnswer((), platform_code=str(code))
     assert interpret(Api.REGISTER, answer(500, body)) == MembershipAnswer("nonMember")
+
+
+def test_retry_after_is_kept_for_429_and_503() -> None:
+    for status in (429, 503):
+        with pytest.raises((RateLimited, ServerFailure)) as caught:
+            interpret(Api.REGISTER, answer(status, b"", **{"Retry-After": "4"}))
+        assert caught.value.retry_after == 4.0
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:
