@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -32,7 +33,15 @@ class ProgressReport:
         if tty and total:
             from tqdm import tqdm  # noqa: PLC0415  (lazy: keeps --help fast)
 
-            self._bar = tqdm(total=total, unit="cust", dynamic_ncols=True, smoothing=0.05)
+            # A bare pty reports 0x0, and tqdm then hides its bar; shutil falls back to 80x24.
+            size = shutil.get_terminal_size()
+            self._bar = tqdm(
+                total=total,
+                unit="cust",
+                ncols=min(size.columns, 140),
+                nrows=size.lines,
+                smoothing=0.05,
+            )
 
     def update(self, state: str) -> None:
         self.done += 1

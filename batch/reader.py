@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -32,18 +33,21 @@ class InputFile:
     """An input file, what kind it is, and how its text is encoded."""
 
     path: Path
-    kind: str  # csv | parquet
+    kind: str  # csv | parquet | xlsx
     compressed: bool
-    encoding: str | None  # None for parquet
+    encoding: str | None  # None but for CSV
+    sheet: str | None = None  # xlsx: None for the first sheet
 
     @classmethod
-    def open(cls, path: Path, encoding: str | None = None) -> InputFile:
+    def open(cls, path: Path, encoding: str | None = None, sheet: str | None = None) -> InputFile:
         """Recognise the file's kind and, for CSV, its encoding unless given."""
         if not path.is_file():
             raise InputError(f"input {path} does not exist or is not a file")
         name = path.name.lower()
         if name.endswith((".parquet", ".pq")):
             return cls(path, "parquet", compressed=False, encoding=None)
+        if name.endswith(".xlsx"):
+            return cls(path, "xlsx", compressed=False, encoding=None, sheet=sheet)
         if name.endswith((".csv", ".csv.gz")):
             compressed = name.endswith(".gz")
             if encoding is not None:
@@ -53,7 +57,7 @@ class InputFile:
                     raise InputError(f"unknown encoding {encoding!r}") from None
             probe = cls(path, "csv", compressed, encoding)
             return probe if encoding else cls(path, "csv", compressed, probe.detect_encoding())
-        raise InputError(f"input {path.name}: expected .csv, .csv.gz or .parquet")
+        raise InputError(f"input {path.name}: expected .csv, .csv.gz, .parquet or .xlsx")
 
     def fingerprint(self) -> str:
         """SHA-256 of the file's bytes, so a resume can tell it is the same input."""
@@ -98,7 +102,8 @@ class InputFile:
 
     def iter_chunks(self, chunk_rows: int, skip_rows: int = 0) -> Iterator[list[RawRow]]:
         """Rows after the first `skip_rows`, `chunk_rows` at a time, never the whole file."""
-        rows = self._iter_csv() if self.kind == "csv" else self._iter_parquet(chunk_rows)
+        readers = {"csv": self._iter_csv, "xlsx": self._iter_xlsx}
+        rows = readers[self.kind]() if self.kind in readers else self._iter_parquet(chunk_rows)
         chunk: list[RawRow] = []
         for raw in rows:
             if raw.row <= skip_rows:
@@ -114,6 +119,9 @@ class InputFile:
         """The header's column names."""
         if self.kind == "parquet":
             return list(self._parquet().schema_arrow.names)
+        if self.kind == "xlsx":
+            with self._worksheet() as rows:
+                return [_as_text(v) or "" for v in next(rows, ())]
         with self._text() as text:
             try:
                 header = next(csv.reader(text), [])
@@ -177,10 +185,40 @@ class InputFile:
                 number += 1
                 yield RawRow(number, {str(k): _as_text(v) for k, v in record.items()})
 
+    @contextlib.contextmanager
+    def _worksheet(self) -> Iterator[Iterator[tuple[Any, ...]]]:
+        import openpyxl  # noqa: PLC0415  (lazy: only analysts' inputs need it)
+
+        try:
+            book = openpyxl.load_workbook(self.path, read_only=True, data_only=True)
+        except Exception as exc:
+            raise InputError(f"input {self.path.name} is not a readable .xlsx file") from exc
+        try:
+            if self.sheet is not None and self.sheet not in book.sheetnames:
+                shown = ", ".join(book.sheetnames[:10])
+                raise InputError(f"input {self.path.name} has no sheet {self.sheet!r} ({shown})")
+            sheet = book[self.sheet] if self.sheet else book.worksheets[0]
+            yield sheet.iter_rows(values_only=True)
+        finally:
+            book.close()
+
+    def _iter_xlsx(self) -> Iterator[RawRow]:
+        number = 0
+        with self._worksheet() as rows:
+            header = [(_as_text(v) or "").strip() for v in next(rows, ())]
+            for cells in rows:
+                if all(v is None for v in cells):
+                    continue  # an empty sheet row is not a row
+                number += 1
+                values = [_as_text(v) for v in cells]
+                yield RawRow(number, dict(zip(header, values, strict=False)))
+
 
 def _as_text(value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # Excel keeps customer numbers as floats
     return str(value)

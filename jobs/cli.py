@@ -26,8 +26,42 @@ def cli() -> None:
     """Reconcile a customer file against KOSCOM's service-integration API."""
 
 
+def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> Path | None:
+    """Read a TOML file whose keys are the flags' names; they rank below flags and environment."""
+    if path is None:
+        return None
+    import tomllib  # noqa: PLC0415
+
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise click.BadParameter(f"{path} cannot be read as TOML: {exc}") from None
+    by_flag = {
+        opt.lstrip("-").replace("-", "_"): param.name
+        for param in ctx.command.params
+        for opt in param.opts
+        if opt.startswith("--") and param.name not in ("config", "input_path")
+    }
+    defaults: dict[str, Any] = {}
+    for key, value in table.items():
+        name = by_flag.get(key.replace("-", "_"))
+        if name is None:
+            raise click.BadParameter(f"unknown key {key!r} in {path}")
+        defaults[name] = ",".join(value) if isinstance(value, list) else value
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return path
+
+
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    is_eager=True,
+    expose_value=False,
+    callback=_load_config,
+    help="TOML file with the same keys as the flags (flag > environment > file > default).",
+)
 @click.option("--com-id", envvar="KOSCOM_COM_ID", help="partner.comId (5 characters).")
 @click.option("--srv-id", envvar="KOSCOM_SRV_ID", help="partner.srvId (up to 20 characters).")
 @click.option("--base-url", envvar="KOSCOM_BASE_URL", default=SANDBOX_URL, show_default=True)
@@ -67,6 +101,17 @@ def cli() -> None:
 @click.option("--ci-column", default="ci", show_default=True)
 @click.option("--name-column", default="kor_name", show_default=True)
 @click.option("--encoding", help="Input text encoding; detected (UTF-8 or CP949) when not given.")
+@click.option("--sheet", help="For .xlsx inputs: the sheet to read [default: the first].")
+@click.option(
+    "--keep-columns",
+    default="",
+    help="Input columns to carry into reconciled, comma-separated (e.g. a customer number).",
+)
+@click.option(
+    "--pseudonymize",
+    is_flag=True,
+    help="Write ci_hmac (HMAC-SHA256 under $KOSCOM_PSEUDONYM_KEY) instead of ci.",
+)
 @click.option("--fresh", is_flag=True, help="Forget the saved progress in the folder; start over.")
 @click.option(
     "--max-error-rate",
@@ -112,7 +157,7 @@ def cli() -> None:
 )
 @click.option("--debug", is_flag=True, help="Log every request and show tracebacks.")
 def run(**options: Any) -> None:
-    """Reconcile INPUT (.csv, .csv.gz or .parquet) and write the outputs to --out."""
+    """Reconcile INPUT (.csv, .csv.gz, .parquet or .xlsx) and write the outputs to --out."""
     from jobs import logs  # noqa: PLC0415  (lazy: keeps --help fast)
 
     api_key = _api_key(options["api_key_file"])
@@ -120,7 +165,7 @@ def run(**options: Any) -> None:
         log_format=options["log_format"] or ("text" if sys.stderr.isatty() else "json"),
         debug=options["debug"],
         run_id=(run_id := os.urandom(4).hex()),
-        secrets=[api_key or ""],
+        secrets=[api_key or "", os.environ.get("KOSCOM_PSEUDONYM_KEY", "")],
     )
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     os.umask(0o077)  # outputs and progress hold CIs: never world-readable
@@ -150,6 +195,12 @@ def _run(options: dict[str, Any], api_key: str | None, run_id: str, log: Any) ->
     if not api_key and not options["dry_run"]:
         raise UsageError("no API key: set KOSCOM_API_KEY or pass --api-key-file")
     out_dir = options["out_dir"] or Path("out") / dt.datetime.now().astimezone().date().isoformat()
+    pseudonym_key = None
+    if options["pseudonymize"]:
+        pseudonym_key = os.environ.get("KOSCOM_PSEUDONYM_KEY", "").encode() or None
+        if pseudonym_key is None:
+            raise UsageError("--pseudonymize needs the key in KOSCOM_PSEUDONYM_KEY")
+    keep = tuple(c.strip() for c in options["keep_columns"].split(",") if c.strip())
     client = ClientSettings(
         base_url=base_url,
         api_key=api_key or "",
@@ -173,6 +224,9 @@ def _run(options: dict[str, Any], api_key: str | None, run_id: str, log: Any) ->
         dry_run=options["dry_run"],
         progress_tty=sys.stderr.isatty(),
         progress_interval=options["progress_interval"],
+        keep_columns=keep,
+        pseudonym_key=pseudonym_key,
+        sheet=options["sheet"],
         run_id=run_id,
     )
     return run(settings, log)
@@ -247,6 +301,8 @@ def _print_summary(summary: dict[str, Any], outputs: tuple[Path, ...]) -> None:
         "requests",
         "retries",
         "http_429",
+        "estimated_requests",
+        "estimated_duration_s",
         "duration_s",
         "requests_per_s",
     )

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import secrets
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from batch.errors import (
     InputError,
     PausedError,
     ResumeMismatch,
+    UsageError,
 )
 from batch.lock import FolderLock
 from batch.progress import ProgressReport
@@ -28,9 +30,11 @@ from batch.writer import OutputSet, TableWriter, write_json
 from jobs.client import ClientSettings, KoscomClient, RequestStats
 from jobs.models import Customer
 from jobs.outputs import (
+    RECONCILED_COLUMNS,
     REJECT_COLUMNS,
     account_rows,
     accounts_schema,
+    pseudonym,
     reconciled_row,
     reconciled_schema,
 )
@@ -65,7 +69,18 @@ class RunSettings:
     dry_run: bool = False
     progress_tty: bool = False
     progress_interval: float = 30.0
+    keep_columns: tuple[str, ...] = ()
+    pseudonym_key: bytes | None = field(default=None, repr=False)
+    sheet: str | None = None
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+
+    @property
+    def ci_field(self) -> str:
+        return "ci_hmac" if self.pseudonym_key else "ci"
+
+    def ci_value(self, ci: str) -> str:
+        """The CI as outputs show it: as given, or its HMAC under --pseudonymize."""
+        return pseudonym(self.pseudonym_key, ci) if self.pseudonym_key else ci
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +100,7 @@ def run(settings: RunSettings, log: Any) -> RunResult:
     with FolderLock(out_dir):
         if settings.fresh:
             _forget(out_dir)
-        source = InputFile.open(settings.input_path, settings.encoding)
+        source = InputFile.open(settings.input_path, settings.encoding, settings.sheet)
         store = ProgressStore(out_dir / STORE_NAME)
         try:
             resumed = _claim(store, source, settings)
@@ -109,6 +124,8 @@ def _claim(store: ProgressStore, source: InputFile, settings: RunSettings) -> bo
             "name_column": settings.name_column,
             "com_id": settings.client.partner.com_id,
             "srv_id": settings.client.partner.srv_id,
+            "keep_columns": list(settings.keep_columns),
+            "sheet": settings.sheet,
         },
         sort_keys=True,
     )
@@ -131,10 +148,12 @@ def _ingest(store: ProgressStore, source: InputFile, settings: RunSettings, log:
     if store.get_meta("ingest_complete") == "1":
         return
     columns = source.columns()
-    for needed, flag in (
-        (settings.ci_column, "--ci-column"),
-        (settings.name_column, "--name-column"),
-    ):
+    wanted = [(settings.ci_column, "--ci-column"), (settings.name_column, "--name-column")]
+    wanted += [(name, "--keep-columns") for name in settings.keep_columns]
+    for name in settings.keep_columns:
+        if name in RECONCILED_COLUMNS or name == "ci_hmac":
+            raise UsageError(f"--keep-columns {name!r} would hide an output column of that name")
+    for needed, flag in wanted:
         if needed not in columns:
             shown = ", ".join(repr(c[:24]) for c in columns[:8])
             raise InputError(f"input has no column {needed!r} (it has {shown}); see {flag}")
@@ -174,7 +193,9 @@ def _sort_chunk(
             rejects.append(Reject(raw.row, f"duplicate ci: first seen on row {first}", raw.values))
             continue
         first_seen[customer.ci] = raw.row
-        payload = {"ci": customer.ci, "kor_name": customer.kor_name}
+        payload: dict[str, Any] = {"ci": customer.ci, "kor_name": customer.kor_name}
+        if settings.keep_columns:
+            payload["keep"] = {name: raw.values.get(name) for name in settings.keep_columns}
         items.append(NewItem(raw.row, customer.ci, payload))
     return items, rejects
 
@@ -193,13 +214,19 @@ def _ask_open_customers(
 async def _ask_all(
     store: ProgressStore, settings: RunSettings, log: Any, open_customers: int
 ) -> tuple[RequestStats, PausedError | None]:
+    began = time.monotonic()
     async with KoscomClient(settings.client, log) as client:
         progress = ProgressReport(
             open_customers,
             tty=settings.progress_tty,
             log=log,
             interval=settings.progress_interval,
-            extra=lambda: {"requests": client.stats.requests, "retries": client.stats.retries},
+            extra=lambda: {
+                "requests": client.stats.requests,
+                "retries": client.stats.retries,
+                "req_per_s": round(client.stats.requests / max(time.monotonic() - began, 1e-9), 1),
+                "quota": settings.client.rate,
+            },
         )
 
         async def answer(item: OpenItem) -> Outcome:
@@ -263,15 +290,21 @@ def _export(
     tally: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     ext = settings.file_format
+    ci_field = settings.ci_field
+    reconciled = reconciled_schema(ci_field, settings.keep_columns)
     with OutputSet(settings.out_dir) as outputs:
         if paused is None:
             with (
-                TableWriter(outputs.aside(f"reconciled.{ext}"), reconciled_schema(), ext) as rec,
-                TableWriter(outputs.aside(f"accounts.{ext}"), accounts_schema(), ext) as acc,
+                TableWriter(outputs.aside(f"reconciled.{ext}"), reconciled, ext) as rec,
+                TableWriter(
+                    outputs.aside(f"accounts.{ext}"), accounts_schema(ci_field), ext
+                ) as acc,
             ):
                 for batch in store.iter_items():
-                    rec.write([reconciled_row(item) for item in batch])
-                    acc.write([row for item in batch for row in account_rows(item)])
+                    shown = [settings.ci_value(item.key) for item in batch]
+                    pairs = list(zip(batch, shown, strict=True))
+                    rec.write([reconciled_row(item, ci_field, ci) for item, ci in pairs])
+                    acc.write([r for item, ci in pairs for r in account_rows(item, ci_field, ci)])
                     for item in batch:
                         result = item.result or {}
                         tally[result.get("status", "unanswered")] += 1
@@ -281,7 +314,7 @@ def _export(
             written, accounts = rec.rows, acc.rows
         else:
             written, accounts = 0, 0
-        _write_rejects(outputs.aside("rejects.csv"), store)
+        _write_rejects(outputs.aside("rejects.csv"), store, settings)
         rows = int(store.get_meta("rows_total") or 0)
         accounting_ok = rows == counts["items"] + counts["rejected"] and (
             paused is not None or written == counts["items"]
@@ -333,19 +366,27 @@ def _export(
     return RunResult(summary, exit_code, tuple(published))
 
 
-def _write_rejects(path: Path, store: ProgressStore) -> None:
+def _write_rejects(path: Path, store: ProgressStore, settings: RunSettings) -> None:
+    """Rejected rows with their values; under --pseudonymize the CI column is its HMAC."""
     columns: list[str] = json.loads(store.get_meta("columns") or "[]")
+    hidden = settings.ci_column if settings.pseudonym_key else None
+    header = [f"{c}_hmac" if c == hidden else c for c in columns]
+
+    def value(raw: dict[str, Any], column: str) -> str:
+        text = raw.get(column) or ""
+        return settings.ci_value(text.strip()) if column == hidden and text else text
+
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow([*REJECT_COLUMNS, *columns])
+        writer.writerow([*REJECT_COLUMNS, *header])
         for batch in store.iter_rejects():
-            writer.writerows([r.row, r.reason, *(r.raw.get(c, "") for c in columns)] for r in batch)
+            writer.writerows([r.row, r.reason, *(value(r.raw, c) for c in columns)] for r in batch)
 
 
 def _dry_run(store: ProgressStore, settings: RunSettings, started: dt.datetime) -> RunResult:
     counts = store.counts()
     with OutputSet(settings.out_dir) as outputs:
-        _write_rejects(outputs.aside("rejects.csv"), store)
+        _write_rejects(outputs.aside("rejects.csv"), store, settings)
         published = outputs.publish()
     open_customers = counts["pending"] + counts["error"]
     summary = {

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Sequence
 from typing import Any
 
 from batch.store import StoredItem
@@ -24,12 +27,17 @@ ACCOUNT_COLUMNS = ("ci", "com_id", "vt_acc_no", "vt_acc_alias")
 REJECT_COLUMNS = ("row", "reason")
 
 
-def reconciled_schema() -> Any:
+def pseudonym(key: bytes, ci: str) -> str:
+    """HMAC-SHA256 of a CI, hex: joinable across runs with the same key, not reversible."""
+    return hmac.new(key, ci.encode(), hashlib.sha256).hexdigest()
+
+
+def reconciled_schema(ci_field: str = "ci", keep_columns: Sequence[str] = ()) -> Any:
     import pyarrow as pa  # noqa: PLC0415  (lazy: keeps --help fast)
 
     return pa.schema(
         [
-            pa.field("ci", pa.string(), nullable=False),
+            pa.field(ci_field, pa.string(), nullable=False),
             pa.field("kor_name", pa.string(), nullable=False),
             pa.field("membership", pa.string()),
             pa.field("linked_accounts", pa.int64()),
@@ -40,16 +48,17 @@ def reconciled_schema() -> Any:
             pa.field("error", pa.string()),
             pa.field("terms_expire_date", pa.date32()),
             pa.field("checked_at", pa.timestamp("us", tz="UTC")),
+            *(pa.field(name, pa.string()) for name in keep_columns),
         ]
     )
 
 
-def accounts_schema() -> Any:
+def accounts_schema(ci_field: str = "ci") -> Any:
     import pyarrow as pa  # noqa: PLC0415
 
     return pa.schema(
         [
-            pa.field("ci", pa.string(), nullable=False),
+            pa.field(ci_field, pa.string(), nullable=False),
             pa.field("com_id", pa.string(), nullable=False),
             pa.field("vt_acc_no", pa.string(), nullable=False),
             pa.field("vt_acc_alias", pa.string()),
@@ -57,7 +66,7 @@ def accounts_schema() -> Any:
     )
 
 
-def reconciled_row(item: StoredItem) -> dict[str, Any]:
+def reconciled_row(item: StoredItem, ci_field: str, ci_value: str) -> dict[str, Any]:
     """One reconciled row from a stored item and its stored result."""
     result = item.result or {}
     terms = result.get("terms_expire_date")
@@ -65,7 +74,7 @@ def reconciled_row(item: StoredItem) -> dict[str, Any]:
     linked = result.get("linked_accounts")
     membership = result.get("membership")
     return {
-        "ci": item.payload["ci"],
+        ci_field: ci_value,
         "kor_name": item.payload["kor_name"],
         "membership": membership,
         "linked_accounts": linked,
@@ -76,12 +85,13 @@ def reconciled_row(item: StoredItem) -> dict[str, Any]:
         "error": result.get("error"),
         "terms_expire_date": dt.date.fromisoformat(terms) if terms else None,
         "checked_at": dt.datetime.fromisoformat(checked) if checked else None,
+        **item.payload.get("keep", {}),
     }
 
 
-def account_rows(item: StoredItem) -> list[dict[str, Any]]:
+def account_rows(item: StoredItem, ci_field: str, ci_value: str) -> list[dict[str, Any]]:
     accounts = (item.result or {}).get("accounts") or []
     return [
-        {"ci": item.payload["ci"], "com_id": com_id, "vt_acc_no": number, "vt_acc_alias": alias}
+        {ci_field: ci_value, "com_id": com_id, "vt_acc_no": number, "vt_acc_alias": alias}
         for com_id, number, alias in accounts
     ]
