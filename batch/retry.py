@@ -63,7 +63,20 @@ async def call_with_retry(
     attempt_once: Callable[[], Awaitable[T]],
     on_retry: Callable[[TransientFailure], None],
 ) -> T:
-    """Run `attempt_once` until it answers, a permanent failure, or the policy gives up."""
+    """Run `attempt_once` until it answers, a permanent failure, or the policy gives up.
+
+    Most requests succeed at once, and building stamina's retrier costs as much as a
+    request's own bookkeeping; so the first attempt runs bare and only a transient
+    failure hands over to stamina, replaying that failure as its first attempt so that
+    its backoff (or the Retry-After) decides the wait before the second.
+    """
+    try:
+        return await attempt_once()
+    except TransientFailure as failure:
+        if policy.attempts <= 1:
+            raise
+        on_retry(failure)
+        replay: TransientFailure | None = failure
     async for attempt in stamina.retry_context(
         on=policy.backoff_hook,
         attempts=policy.attempts,
@@ -73,6 +86,9 @@ async def call_with_retry(
         wait_jitter=policy.wait_jitter,
     ):
         with attempt:
+            if replay is not None:
+                known, replay = replay, None
+                raise known
             try:
                 return await attempt_once()
             except TransientFailure as failure:

@@ -30,6 +30,10 @@ class Runner:
     A signal stops the feed; items in flight get `drain_timeout` seconds to finish,
     then are cancelled and stay open for the next run. A `PausedError` from the
     handler drains the same way; any other `RunError` cancels at once.
+
+    Answers are group-committed: a worker hands its answer to the committer and
+    waits for the commit before it takes another item, so one transaction carries
+    every answer that arrived meanwhile, and a kill loses at most `workers` items.
     """
 
     def __init__(
@@ -50,6 +54,8 @@ class Runner:
         self._fatal: BaseException | None = None
         self._signal: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._uncommitted: list[tuple[int, Outcome, asyncio.Future[None]]] = []
+        self._answers_waiting = asyncio.Event()
         self.started = 0
         self.finished = 0
 
@@ -67,13 +73,15 @@ class Runner:
             loop.add_signal_handler(signum, self.stop, signum)
         try:
             producer = asyncio.create_task(self._produce())
+            committer = asyncio.create_task(self._commit_forever())
             self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
             watchdog = asyncio.create_task(self._cancel_after_drain())
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            producer.cancel()
-            watchdog.cancel()
-            await asyncio.gather(producer, watchdog, return_exceptions=True)
+            for helper in (producer, watchdog, committer):
+                helper.cancel()
+            await asyncio.gather(producer, watchdog, committer, return_exceptions=True)
         finally:
+            self._commit()  # answers whose workers were cancelled are still answers
             for signum, handler in previous.items():
                 loop.remove_signal_handler(signum)
                 # asyncio resets to the default action; give back the caller's handler.
@@ -118,10 +126,29 @@ class Runner:
             except Exception as exc:  # a bug: stop everything, keep what is stored
                 self._fail(exc, cancel_others=True)
                 return
-            self._store.record(item.seq, outcome.state, outcome.result)
+            committed = asyncio.get_running_loop().create_future()
+            self._uncommitted.append((item.seq, outcome, committed))
+            self._answers_waiting.set()
+            await committed
+
+    async def _commit_forever(self) -> None:
+        while True:
+            await self._answers_waiting.wait()
+            self._answers_waiting.clear()
+            await asyncio.sleep(0)  # one loop turn: answers arriving now join this commit
+            self._commit()
+
+    def _commit(self) -> None:
+        batch, self._uncommitted = self._uncommitted, []
+        if not batch:
+            return
+        self._store.record([(seq, outcome.state, outcome.result) for seq, outcome, _ in batch])
+        for _, outcome, committed in batch:
             self.finished += 1
             if self._on_outcome is not None:
                 self._on_outcome(outcome)
+            if not committed.done():
+                committed.set_result(None)
 
     def _fail(self, exc: BaseException, *, cancel_others: bool) -> None:
         if self._fatal is None:

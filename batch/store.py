@@ -144,11 +144,13 @@ class ProgressStore:
         ).fetchall()
         return [OpenItem(seq, row, json.loads(payload)) for seq, row, payload in rows]
 
-    def record(self, seq: int, state: str, result: dict[str, Any]) -> None:
-        """Store one item's answer; committed at once so a kill loses only what was in flight."""
-        self._db.execute(
-            "UPDATE items SET state = ?, result = ? WHERE seq = ?", (state, _dumps(result), seq)
-        )
+    def record(self, answers: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
+        """Store answers (seq, state, result) in one transaction."""
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE items SET state = ?, result = ? WHERE seq = ?",
+                [(state, _dumps(result), seq) for seq, state, result in answers],
+            )
 
     def iter_items(self, batch: int = 10_000) -> Iterator[list[StoredItem]]:
         """Every item in input order, a batch at a time."""

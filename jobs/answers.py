@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from batch.errors import (
     BadBody,
@@ -169,8 +170,8 @@ def _int_or_none(value: str | None) -> int | None:
 
 def _json_or_none(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:  # also raised for bytes that are not UTF-8
         return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import secrets
 import time
 from collections import Counter
@@ -12,6 +13,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+import orjson
 
 from batch.errors import (
     ConnectionFailure,
@@ -69,6 +71,7 @@ class KoscomClient:
         self.stats = RequestStats()
         self.quota = DailyQuota(reserve=settings.daily_reserve)
         self._log = log
+        self._debug = log.is_enabled_for(logging.DEBUG) if hasattr(log, "is_enabled_for") else True
         self._limiter = PacedLimiter(settings.rate)
         self._in_flight = asyncio.Semaphore(settings.concurrency)
         self._breaker = FailureBreaker(settings.failure_streak)
@@ -149,7 +152,7 @@ class KoscomClient:
             try:
                 async with self._session.post(
                     f"{self._base}/{api.value}",
-                    json=envelope(self.settings.partner, customer, request_id),
+                    data=orjson.dumps(envelope(self.settings.partner, customer, request_id)),
                 ) as response:
                     answer = HttpAnswer(response.status, response.headers, await response.read())
             except TimeoutError:
@@ -161,17 +164,17 @@ class KoscomClient:
             finally:
                 cap = daily_cap(answer.headers) if answer else None
                 self.quota.settle(api, cap.remaining if cap else None, cap.limit if cap else None)
-        elapsed_ms = round((time.monotonic() - started) * 1000)
         status = str(answer.status) if answer else "none"
         self.stats.by_status[status] += 1
-        self._log.debug(
-            "request",
-            api=api.value,
-            req_id=request_id,
-            ci=mask_ci(customer.ci),
-            status=status,
-            ms=elapsed_ms,
-        )
+        if self._debug:
+            self._log.debug(
+                "request",
+                api=api.value,
+                req_id=request_id,
+                ci=mask_ci(customer.ci),
+                status=status,
+                ms=round((time.monotonic() - started) * 1000),
+            )
         if answer is None:
             self._breaker.failed(failure)
             raise failure

@@ -10,6 +10,7 @@ import secrets
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,7 +209,8 @@ def _ask_open_customers(
     if open_customers == 0:
         return RequestStats(), None
     log.info("asking", customers=open_customers, rate=settings.client.rate)
-    return asyncio.run(_ask_all(store, settings, log, open_customers))
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        return runner.run(_ask_all(store, settings, log, open_customers))
 
 
 async def _ask_all(
@@ -409,6 +411,15 @@ def _forget(out_dir: Path) -> None:
     """--fresh: drop the progress and the outputs of earlier runs in this folder."""
     for name in (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", *OUTPUT_NAMES):
         (out_dir / name).unlink(missing_ok=True)
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed: it halves the event loop's cost per request."""
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return None
+    return uvloop.new_event_loop
 
 
 def _now() -> dt.datetime:

@@ -152,6 +152,7 @@ class SandboxStats:
             "distinct_cis": len({ci for _, ci in self.attempts}),
             "bad_request_ids": self.bad_request_ids,
             "day_used": dict(self.day_used),
+            "span_s": (self.last_at - self.first_at) if self.first_at and self.last_at else 0.0,
         }
 
 
