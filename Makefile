@@ -25,6 +25,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 
 test: lint
+	@bash scripts/ensure-postgres.sh
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -34,7 +34,9 @@ class PacedLimiter:
         "period",
     )
 
-    def __init__(self, rate: float, period: float = 1.0, margin: float = 0.005) -> None:
+    def __init__(
+        self, rate: float, period: float = 1.0, margin: float = 0.005, recovery: float = 20.0
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.period = period
@@ -46,7 +48,7 @@ class PacedLimiter:
         self._next_slot = 0.0
         self._slowed_rate = rate
         self._slowed_at = -1e18
-        self._recovery_per_s = rate / 20  # back to full speed ~20 s after the last 429
+        self._recovery_per_s = rate / recovery  # from nothing to full speed in `recovery` s
 
     @property
     def rate(self) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,8 @@ class Runner:
     Answers are group-committed: a worker hands its answer to the committer and
     waits for the commit before it takes another item, so one transaction carries
     every answer that arrived meanwhile, and a kill loses at most `workers` items.
+    Every store call runs on one thread of its own: a commit (or a WAL checkpoint's
+    fsync) must never stall the event loop, or requests paced 2 ms apart leave in bursts.
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class Runner:
         self._signal: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._uncommitted: list[tuple[int, Outcome, asyncio.Future[None]]] = []
+        self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._answers_waiting = asyncio.Event()
         self.started = 0
         self.finished = 0
@@ -81,7 +85,8 @@ class Runner:
                 helper.cancel()
             await asyncio.gather(producer, watchdog, committer, return_exceptions=True)
         finally:
-            self._commit()  # answers whose workers were cancelled are still answers
+            self._store_thread.shutdown(wait=True)  # a commit under way completes
+            self._finish(self._take_uncommitted())  # answers of cancelled workers still count
             for signum, handler in previous.items():
                 loop.remove_signal_handler(signum)
                 # asyncio resets to the default action; give back the caller's handler.
@@ -97,8 +102,11 @@ class Runner:
 
     async def _produce(self) -> None:
         last_seq = 0
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
-            page = self._store.open_items(last_seq, self._workers * 4)
+            page = await loop.run_in_executor(
+                self._store_thread, self._store.open_items, last_seq, self._workers * 4
+            )
             if not page:
                 break
             for item in page:
@@ -132,17 +140,28 @@ class Runner:
             await committed
 
     async def _commit_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._answers_waiting.wait()
             self._answers_waiting.clear()
             await asyncio.sleep(0)  # one loop turn: answers arriving now join this commit
-            self._commit()
+            batch = self._take_uncommitted()
+            if batch:
+                rows = [(seq, outcome.state, outcome.result) for seq, outcome, _ in batch]
+                await loop.run_in_executor(self._store_thread, self._store.record, rows)
+                self._after_commit(batch)
 
-    def _commit(self) -> None:
+    def _take_uncommitted(self) -> list[tuple[int, Outcome, asyncio.Future[None]]]:
         batch, self._uncommitted = self._uncommitted, []
-        if not batch:
-            return
-        self._store.record([(seq, outcome.state, outcome.result) for seq, outcome, _ in batch])
+        return batch
+
+    def _finish(self, batch: list[tuple[int, Outcome, asyncio.Future[None]]]) -> None:
+        """Commit on the calling thread: only once the run's tasks are gone."""
+        if batch:
+            self._store.record([(seq, outcome.state, outcome.result) for seq, outcome, _ in batch])
+            self._after_commit(batch)
+
+    def _after_commit(self, batch: list[tuple[int, Outcome, asyncio.Future[None]]]) -> None:
         for _, outcome, committed in batch:
             self.finished += 1
             if self._on_outcome is not None:

@@ -35,10 +35,10 @@ class OutputSet:
     def publish(self) -> list[Path]:
         """Rename every file into place, then make the renames durable."""
         for temporary, _ in self._pending:
-            _fsync_file(temporary)
+            fsync_path(temporary)
         for temporary, final in self._pending:
             temporary.replace(final)
-        _fsync_dir(self.folder)
+        fsync_path(self.folder)
         published = [final for _, final in self._pending]
         self._pending.clear()
         return published
@@ -70,7 +70,9 @@ def sweep_temporaries(folder: Path) -> None:
 class TableWriter:
     """Writes a typed table in row groups as Parquet, or as CSV with a BOM for Excel."""
 
-    def __init__(self, path: Path, schema: Any, file_format: str) -> None:
+    def __init__(
+        self, path: Path, schema: Any, file_format: str, dictionary: Sequence[str] = ()
+    ) -> None:
         import pyarrow as pa  # noqa: PLC0415  (lazy: keeps --help fast)
 
         self._pa = pa
@@ -79,7 +81,10 @@ class TableWriter:
         if file_format == "parquet":
             import pyarrow.parquet as pq  # noqa: PLC0415
 
-            self._writer: Any = pq.ParquetWriter(path, schema, compression="zstd")
+            # Only low-cardinality columns are dictionary-encoded; a CI column never repeats.
+            self._writer: Any = pq.ParquetWriter(
+                path, schema, compression="zstd", use_dictionary=list(dictionary) or False
+            )
             self._stream = None
         else:
             import pyarrow.csv as pacsv  # noqa: PLC0415
@@ -92,6 +97,10 @@ class TableWriter:
         if rows:
             self._writer.write_table(self._pa.Table.from_pylist(list(rows), schema=self.schema))
             self.rows += len(rows)
+
+    def write_table(self, table: Any) -> None:
+        self._writer.write_table(table.cast(self.schema))
+        self.rows += table.num_rows
 
     def close(self) -> None:
         self._writer.close()
@@ -117,16 +126,9 @@ def write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Make a file's data, or a folder's entries (renames), durable."""
     fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

@@ -92,6 +92,25 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
     help="Output folder [default: out/<run date>].",
 )
 @click.option(
+    "--dataset",
+    "dataset_root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write ROOT/run_date=YYYY-MM-DD/ partitions and ROOT/runs.parquet (instead of --out).",
+)
+@click.option(
+    "--run-date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The partition's date with --dataset [default: today, local time].",
+)
+@click.option(
+    "--sink",
+    "sinks",
+    multiple=True,
+    metavar="URL",
+    help="With --dataset: load the partition into duckdb:///file.duckdb or postgresql://… "
+    "(password from PGPASSWORD); repeatable.",
+)
+@click.option(
     "--format",
     "file_format",
     type=click.Choice(["parquet", "csv"]),
@@ -180,11 +199,13 @@ def run(**options: Any) -> None:
 
 
 def _run(options: dict[str, Any], api_key: str | None, run_id: str, log: Any) -> Any:
+    from batch.dataset import work_dir  # noqa: PLC0415
     from batch.errors import UsageError  # noqa: PLC0415
     from batch.retry import RetryPolicy  # noqa: PLC0415
     from jobs.client import ClientSettings  # noqa: PLC0415
     from jobs.job import RunSettings, run  # noqa: PLC0415
     from jobs.models import Partner  # noqa: PLC0415
+    from jobs.sinks import check_sink  # noqa: PLC0415
 
     com_id, srv_id = options["com_id"], options["srv_id"]
     if not com_id or len(com_id) != 5:
@@ -194,7 +215,22 @@ def _run(options: dict[str, Any], api_key: str | None, run_id: str, log: Any) ->
     base_url = _checked_base_url(options["base_url"], log)
     if not api_key and not options["dry_run"]:
         raise UsageError("no API key: set KOSCOM_API_KEY or pass --api-key-file")
-    out_dir = options["out_dir"] or Path("out") / dt.datetime.now().astimezone().date().isoformat()
+    run_date = (options["run_date"] or dt.datetime.now().astimezone()).date()
+    dataset_root = options["dataset_root"]
+    if dataset_root is not None:
+        if options["out_dir"] is not None:
+            raise UsageError("--dataset and --out name the same thing; give one")
+        if options["file_format"] != "parquet":
+            raise UsageError("--dataset writes Parquet; drop --format csv")
+    elif options["sinks"] or options["run_date"]:
+        raise UsageError("--sink and --run-date go with --dataset")
+    for url in options["sinks"]:
+        check_sink(url)
+    out_dir = (
+        work_dir(dataset_root, run_date)
+        if dataset_root is not None
+        else options["out_dir"] or Path("out") / run_date.isoformat()
+    )
     pseudonym_key = None
     if options["pseudonymize"]:
         pseudonym_key = os.environ.get("KOSCOM_PSEUDONYM_KEY", "").encode() or None
@@ -227,6 +263,9 @@ def _run(options: dict[str, Any], api_key: str | None, run_id: str, log: Any) ->
         keep_columns=keep,
         pseudonym_key=pseudonym_key,
         sheet=options["sheet"],
+        dataset_root=dataset_root,
+        run_date=run_date,
+        sinks=tuple(options["sinks"]),
         run_id=run_id,
     )
     return run(settings, log)

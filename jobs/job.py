@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import gc
 import json
+import os
 import secrets
 import sys
 import time
@@ -14,12 +16,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from batch.dataset import (
+    append_run,
+    earlier_partitions,
+    partition_dir,
+    publish_partition,
+    stage_copy,
+)
 from batch.errors import (
     AccountingError,
     InputError,
     PausedError,
     ResumeMismatch,
+    RunError,
     UsageError,
 )
 from batch.lock import FolderLock
@@ -28,9 +39,11 @@ from batch.reader import InputFile
 from batch.runner import Outcome, Runner
 from batch.store import NewItem, OpenItem, ProgressStore, Reject
 from batch.writer import OutputSet, TableWriter, write_json
+from jobs.changes import compute_changes
 from jobs.client import ClientSettings, KoscomClient, RequestStats
 from jobs.models import Customer
 from jobs.outputs import (
+    DICTIONARY_COLUMNS,
     RECONCILED_COLUMNS,
     REJECT_COLUMNS,
     account_rows,
@@ -38,8 +51,10 @@ from jobs.outputs import (
     pseudonym,
     reconciled_row,
     reconciled_schema,
+    runs_schema,
 )
 from jobs.reconcile import Reconciled, Status, reconcile
+from jobs.sinks import load
 from jobs.validation import customer_or_problem
 
 STORE_NAME = ".progress.sqlite"
@@ -73,6 +88,9 @@ class RunSettings:
     keep_columns: tuple[str, ...] = ()
     pseudonym_key: bytes | None = field(default=None, repr=False)
     sheet: str | None = None
+    dataset_root: Path | None = None  # --dataset: out_dir is then ROOT/_work/run_date=…
+    run_date: dt.date = field(default_factory=lambda: dt.datetime.now().astimezone().date())
+    sinks: tuple[str, ...] = ()
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
     @property
@@ -111,9 +129,66 @@ def run(settings: RunSettings, log: Any) -> RunResult:
             if settings.dry_run:
                 return _dry_run(store, settings, started)
             stats, paused = _ask_open_customers(store, settings, log)
-            return _export(store, settings, started, stats, resumed=resumed, paused=paused)
+            result = _export(store, settings, started, stats, resumed=resumed, paused=paused)
+            if settings.dataset_root is not None:
+                result = _publish_dataset(settings.dataset_root, settings, store, result, log)
+        except RunError as exc:
+            if settings.dataset_root is not None and not isinstance(exc, UsageError):
+                _log_run(settings.dataset_root, settings, store, started, None, exc.exit_code)
+            raise
         finally:
             store.close()
+        return result
+
+
+def _publish_dataset(
+    root: Path, settings: RunSettings, store: ProgressStore, result: RunResult, log: Any
+) -> RunResult:
+    """Swap the run's files in as ROOT/run_date=…, log the run, and load the sinks."""
+    partition = partition_dir(root, settings.run_date)
+    staging = root / "_work" / f".staging-{partition.name}-{os.getpid()}"
+    stage_copy(list(result.outputs), staging)
+    publish_partition(staging, partition)
+    _log_run(root, settings, store, None, result.summary, result.exit_code)
+    log.info("published", partition=str(partition))
+    for url in settings.sinks:
+        load(url, partition, settings.run_date, root / "runs.parquet")
+        log.info("loaded", sink=urlsplit(url).scheme)
+    outputs = tuple(partition / path.name for path in result.outputs)
+    return RunResult(result.summary, result.exit_code, outputs)
+
+
+def _log_run(  # noqa: PLR0917  (six values make one log row)
+    root: Path,
+    settings: RunSettings,
+    store: ProgressStore,
+    started: dt.datetime | None,
+    summary: dict[str, Any] | None,
+    exit_code: int,
+) -> None:
+    """One row in ROOT/runs.parquet for every run that got as far as its folder."""
+    identity = json.loads(store.get_meta("identity") or "{}")
+    if summary is None:
+        counts = store.counts()
+        summary = {
+            "state": {3: "aborted", 4: "paused"}.get(exit_code, "stopped"),
+            "rows": int(store.get_meta("rows_total") or 0),
+            "rejected": counts["rejected"],
+            "customers": counts["items"],
+            "started_at": (started or _now()).isoformat(),
+            "finished_at": _now().isoformat(),
+        }
+    times = {k: dt.datetime.fromisoformat(summary[k]) for k in ("started_at", "finished_at")}
+    row = {
+        **{k: summary.get(k) for k in runs_schema().names},
+        **times,
+        "run_id": settings.run_id,
+        "run_date": settings.run_date,
+        "input": settings.input_path.name,
+        "input_sha256": identity.get("input_sha256"),
+        "exit_code": exit_code,
+    }
+    append_run(root, row, runs_schema())
 
 
 def _claim(store: ProgressStore, source: InputFile, settings: RunSettings) -> bool:
@@ -209,8 +284,15 @@ def _ask_open_customers(
     if open_customers == 0:
         return RequestStats(), None
     log.info("asking", customers=open_customers, rate=settings.client.rate)
-    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
-        return runner.run(_ask_all(store, settings, log, open_customers))
+    # What the process holds by now lives until the end; out of the collector's reach, a
+    # full collection no longer stalls the loop for tens of ms (bursting paced requests).
+    gc.collect()
+    gc.freeze()
+    try:
+        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+            return runner.run(_ask_all(store, settings, log, open_customers))
+    finally:
+        gc.unfreeze()  # frozen objects are never freed, not even at exit
 
 
 async def _ask_all(
@@ -291,16 +373,17 @@ def _export(
     counts = store.counts()
     tally: Counter[str] = Counter()
     errors: Counter[str] = Counter()
+    change_counts: Counter[str] | None = None
     ext = settings.file_format
     ci_field = settings.ci_field
     reconciled = reconciled_schema(ci_field, settings.keep_columns)
     with OutputSet(settings.out_dir) as outputs:
         if paused is None:
+            rec_path = outputs.aside(f"reconciled.{ext}")
+            acc_path = outputs.aside(f"accounts.{ext}")
             with (
-                TableWriter(outputs.aside(f"reconciled.{ext}"), reconciled, ext) as rec,
-                TableWriter(
-                    outputs.aside(f"accounts.{ext}"), accounts_schema(ci_field), ext
-                ) as acc,
+                TableWriter(rec_path, reconciled, ext, DICTIONARY_COLUMNS) as rec,
+                TableWriter(acc_path, accounts_schema(ci_field), ext, DICTIONARY_COLUMNS) as acc,
             ):
                 for batch in store.iter_items():
                     shown = [settings.ci_value(item.key) for item in batch]
@@ -314,6 +397,15 @@ def _export(
                         if result.get("error"):
                             errors[result["error"]] += 1
             written, accounts = rec.rows, acc.rows
+            if settings.dataset_root is not None:
+                changes = compute_changes(
+                    (rec_path, acc_path), _previous_run(settings.dataset_root, settings), ci_field
+                )
+                with TableWriter(
+                    outputs.aside(f"changes.{ext}"), changes.schema, ext, DICTIONARY_COLUMNS
+                ) as feed:
+                    feed.write_table(changes)
+                change_counts = Counter(changes.column("event").to_pylist())
         else:
             written, accounts = 0, 0
         _write_rejects(outputs.aside("rejects.csv"), store, settings)
@@ -353,6 +445,8 @@ def _export(
             "requests_per_s": round(stats.requests / duration, 2) if duration else 0.0,
             "exit_code": exit_code,
         }
+        if change_counts is not None:
+            summary["changes"] = dict(sorted(change_counts.items()))
         if not accounting_ok:
             raise AccountingError(
                 f"accounting mismatch: {rows} rows read, {counts['items']} customers "
@@ -366,6 +460,17 @@ def _export(
             "after the daily reset (09:00 KST) to finish them"
         )
     return RunResult(summary, exit_code, tuple(published))
+
+
+def _previous_run(root: Path, settings: RunSettings) -> tuple[Path, Path, dt.date] | None:
+    """The latest earlier partition of a finished run, to compare this one with."""
+    for day, partition in earlier_partitions(root, settings.run_date):
+        summary = partition / "summary.json"
+        files = (partition / "reconciled.parquet", partition / "accounts.parquet")
+        finished = summary.exists() and all(f.exists() for f in files)
+        if finished and json.loads(summary.read_text(encoding="utf-8")).get("state") == "done":
+            return files[0], files[1], day
+    return None
 
 
 def _write_rejects(path: Path, store: ProgressStore, settings: RunSettings) -> None:

@@ -25,6 +25,10 @@ RECONCILED_COLUMNS = (
 )
 ACCOUNT_COLUMNS = ("ci", "com_id", "vt_acc_no", "vt_acc_alias")
 REJECT_COLUMNS = ("row", "reason")
+SCHEMA_VERSION = "1"
+# Few distinct values each: stored dictionary-encoded in Parquet (docs/schema.md).
+DICTIONARY_COLUMNS = ("membership", "status", "next_action", "error", "com_id", "event")
+_METADATA = {"member_recon.schema_version": SCHEMA_VERSION}
 
 
 def pseudonym(key: bytes, ci: str) -> str:
@@ -49,7 +53,8 @@ def reconciled_schema(ci_field: str = "ci", keep_columns: Sequence[str] = ()) ->
             pa.field("terms_expire_date", pa.date32()),
             pa.field("checked_at", pa.timestamp("us", tz="UTC")),
             *(pa.field(name, pa.string()) for name in keep_columns),
-        ]
+        ],
+        metadata=_METADATA,
     )
 
 
@@ -62,7 +67,30 @@ def accounts_schema(ci_field: str = "ci") -> Any:
             pa.field("com_id", pa.string(), nullable=False),
             pa.field("vt_acc_no", pa.string(), nullable=False),
             pa.field("vt_acc_alias", pa.string()),
-        ]
+        ],
+        metadata=_METADATA,
+    )
+
+
+def runs_schema() -> Any:
+    import pyarrow as pa  # noqa: PLC0415
+
+    counts = ("rows", "rejected", "customers", "linked", "non_member", "no_linked_account", "error")
+    return pa.schema(
+        [
+            pa.field("run_id", pa.string()),
+            pa.field("run_date", pa.date32()),
+            pa.field("input", pa.string()),
+            pa.field("input_sha256", pa.string()),
+            pa.field("state", pa.string()),
+            pa.field("exit_code", pa.int64()),
+            *(pa.field(name, pa.int64()) for name in counts),
+            pa.field("requests", pa.int64()),
+            pa.field("retries", pa.int64()),
+            pa.field("started_at", pa.timestamp("us", tz="UTC")),
+            pa.field("finished_at", pa.timestamp("us", tz="UTC")),
+        ],
+        metadata=_METADATA,
     )
 
 

@@ -42,12 +42,13 @@ _SURNAMES = "김이박최정강조윤장임"
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """Inject `kind` on `api` ("*" for both): at random, and/or on each pair's first attempts."""
+    """Inject `kind` on `api` ("*" for both): at random, or on each pair's first attempts."""
 
     kind: str
     probability: float = 0.0
     first_attempts: int = 0
     api: str = "*"
+    cis: frozenset[str] = frozenset()  # only these CIs, when given
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
@@ -132,7 +133,9 @@ class SandboxStats:
     over_limit: int = 0
     rejected_auth: int = 0
     faults: Counter[str] = field(default_factory=Counter)
-    attempts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (api, ci) -> count
+    # "api ci" -> count: string keys, because tuples are GC-tracked and a full collection
+    # over a big night's worth of them pauses the loop long enough to bunch arrival times.
+    attempts: Counter[str] = field(default_factory=Counter)
     request_ids: set[str] = field(default_factory=set)
     bad_request_ids: int = 0
     day_used: Counter[str] = field(default_factory=Counter)
@@ -140,7 +143,11 @@ class SandboxStats:
     last_at: float | None = None
 
     def asked(self, api: str, ci: str) -> int:
-        return self.attempts[(api, ci)]
+        return self.attempts[f"{api} {ci}"]
+
+    def cis_asked(self, more_than: int = 0) -> set[str]:
+        """CIs asked more than `more_than` times on either API."""
+        return {key.split(" ", 1)[1] for key, n in self.attempts.items() if n > more_than}
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -149,7 +156,7 @@ class SandboxStats:
             "over_limit": self.over_limit,
             "rejected_auth": self.rejected_auth,
             "faults": dict(self.faults),
-            "distinct_cis": len({ci for _, ci in self.attempts}),
+            "distinct_cis": len(self.cis_asked()),
             "bad_request_ids": self.bad_request_ids,
             "day_used": dict(self.day_used),
             "span_s": (self.last_at - self.first_at) if self.first_at and self.last_at else 0.0,
@@ -226,7 +233,7 @@ class Sandbox:
         if len(request_id) > 20 or request_id in stats.request_ids:
             stats.bad_request_ids += 1
         stats.request_ids.add(request_id)
-        stats.attempts[(api, ci)] += 1
+        stats.attempts[f"{api} {ci}"] += 1
         if config.latency:
             await asyncio.sleep(config.latency)
         fault = self._fault_for(api, ci)
@@ -239,9 +246,9 @@ class Sandbox:
 
     def _fault_for(self, api: str, ci: str) -> str | None:
         for fault in self.config.faults:
-            if fault.api not in ("*", api):
+            if fault.api not in ("*", api) or (fault.cis and ci not in fault.cis):
                 continue
-            if self.stats.attempts[(api, ci)] <= fault.first_attempts:
+            if self.stats.asked(api, ci) <= fault.first_attempts:
                 return fault.kind
             if fault.probability and self._random.random() < fault.probability:
                 return fault.kind

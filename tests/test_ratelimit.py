@@ -48,6 +48,16 @@ async def test_slow_down_halves_the_rate_and_holds_new_starts() -> None:
     assert time.monotonic() - before >= 0.19
 
 
+async def test_after_a_429_the_rate_climbs_back_to_the_ceiling() -> None:
+    limiter = PacedLimiter(rate=100, recovery=0.4)
+    limiter.slow_down(retry_after=None)
+    assert limiter.rate < 60
+    await asyncio.sleep(0.1)
+    assert 60 < limiter.rate < 100  # climbing
+    await asyncio.sleep(0.2)
+    assert limiter.rate == 100  # and never above the ceiling
+
+
 def test_daily_quota_never_spends_the_reserve() -> None:
     quota = DailyQuota(reserve=10)
     assert quota.try_spend(["a", "b"])  # nothing known yet: go

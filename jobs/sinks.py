@@ -1,0 +1,143 @@
+"""Loading a published partition into a database for BI, all of a night or none of it.
+
+Each sink holds tables `reconciled`, `accounts`, `changes` (each with `run_date`) and
+`runs`. A load deletes that date's rows and inserts the partition's in one
+transaction, so a dashboard never sees half a night and a rerun replaces, never
+doubles. `runs` mirrors ROOT/runs.parquet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from batch.errors import RunError, UsageError
+
+TABLES = ("reconciled", "accounts", "changes")
+
+
+class SinkError(RunError):
+    """The outputs are published, but loading them into a sink failed."""
+
+    exit_code = 5
+
+
+def check_sink(url: str) -> str:
+    """Validate a sink URL before the run starts; return its kind."""
+    parts = urlsplit(url)
+    if parts.scheme == "duckdb" and parts.path:
+        return "duckdb"
+    if parts.scheme in ("postgresql", "postgres"):
+        if parts.password:
+            raise UsageError(
+                "--sink must not carry a password: set PGPASSWORD (or use ~/.pgpass) instead"
+            )
+        return "postgresql"
+    raise UsageError(f"--sink {parts.scheme}://…: expected duckdb:///path or postgresql://…")
+
+
+def load(url: str, partition: Path, run_date: dt.date, runs_file: Path) -> None:
+    """Load one partition and the run log into the sink at `url`."""
+    files = {t: partition / f"{t}.parquet" for t in TABLES if (partition / f"{t}.parquet").exists()}
+    try:
+        if check_sink(url) == "duckdb":
+            _load_duckdb(urlsplit(url).path, files, run_date, runs_file)
+        else:
+            _load_postgresql(url, files, run_date, runs_file)
+    except RunError:
+        raise
+    except Exception as exc:
+        raise SinkError(
+            f"outputs are published, but loading {urlsplit(url).scheme} failed: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        ) from exc
+
+
+def _load_duckdb(path: str, files: dict[str, Path], run_date: dt.date, runs_file: Path) -> None:
+    import duckdb  # noqa: PLC0415
+
+    with duckdb.connect(path) as con:
+        con.execute("BEGIN")
+        for table, file in files.items():
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} AS "  # noqa: S608  (names are ours)
+                "SELECT *, NULL::DATE AS run_date "
+                "FROM read_parquet($f, hive_partitioning = false) LIMIT 0",
+                {"f": str(file)},
+            )
+            con.execute(f"DELETE FROM {table} WHERE run_date = $d", {"d": run_date})  # noqa: S608
+            con.execute(
+                f"INSERT INTO {table} BY NAME "  # noqa: S608
+                "SELECT *, $d::DATE AS run_date FROM read_parquet($f, hive_partitioning = false)",
+                {"d": run_date, "f": str(file)},
+            )
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS runs AS "
+            "SELECT * FROM read_parquet($f, hive_partitioning = false) LIMIT 0",
+            {"f": str(runs_file)},
+        )
+        con.execute("DELETE FROM runs")
+        con.execute(
+            "INSERT INTO runs BY NAME SELECT * FROM read_parquet($f, hive_partitioning = false)",
+            {"f": str(runs_file)},
+        )
+        con.execute("COMMIT")
+
+
+_PG_TYPES = {
+    "string": "text",
+    "large_string": "text",
+    "int64": "bigint",
+    "int32": "integer",
+    "bool": "boolean",
+    "date32[day]": "date",
+    "double": "double precision",
+}
+
+
+def _pg_type(arrow_type: Any) -> str:
+    text = str(arrow_type)
+    if text.startswith("timestamp"):
+        return "timestamptz" if "tz=" in text else "timestamp"
+    return _PG_TYPES.get(text, "text")
+
+
+def _load_postgresql(url: str, files: dict[str, Path], run_date: dt.date, runs_file: Path) -> None:
+    import psycopg  # noqa: PLC0415  (lazy: only --sink postgresql needs it)
+    import pyarrow.parquet as pq  # noqa: PLC0415
+    from psycopg import sql  # noqa: PLC0415
+
+    with psycopg.connect(url) as con, con.transaction(), con.cursor() as cur:
+        loads = [(table, file, True) for table, file in files.items()]
+        loads.append(("runs", runs_file, False))
+        for table, file, dated in loads:
+            source = pq.ParquetFile(file)
+            schema = source.schema_arrow
+            columns: list[sql.Composable] = [
+                sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(_pg_type(f.type)))
+                for f in schema
+            ]
+            if dated:
+                columns.append(sql.SQL("run_date date NOT NULL"))
+            cur.execute(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+                    sql.Identifier(table), sql.SQL(", ").join(columns)
+                )
+            )
+            if dated:
+                cur.execute(
+                    sql.SQL("DELETE FROM {} WHERE run_date = %s").format(sql.Identifier(table)),
+                    (run_date,),
+                )
+            else:
+                cur.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+            names = [*schema.names, *(["run_date"] if dated else [])]
+            copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
+            )
+            with cur.copy(copy) as pipe:
+                for batch in source.iter_batches(batch_size=20_000):
+                    for row in batch.to_pylist():
+                        pipe.write_row([*row.values(), *([run_date] if dated else [])])

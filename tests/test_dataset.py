@@ -1,0 +1,282 @@
+"""BI-ready dataset: dated partitions, run history, the change feed, DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import psycopg
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from jobs.changes import EVENTS
+from jobs.sandbox import Fault, truth
+from tests.conftest import base_args, customers, run_cli, write_csv
+
+PG_PASSWORD = "pg-secret-4c1d"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on a loopback port; password auth over TCP."""
+    found = sorted(map(str, Path("/usr/lib/postgresql").glob("*/bin/initdb")))
+    found = found or [shutil.which("initdb") or ""]
+    if not found[-1]:
+        pytest.skip("PostgreSQL server binaries are missing (make test installs them where it can)")
+    bindir = Path(found[-1]).parent
+    folder = Path(tempfile.mkdtemp(prefix="member-recon-pg-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root; the Debian package brings a postgres user
+        folder.chmod(0o755)
+        shutil.chown(folder, "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    data, pwfile, port = folder / "data", folder / "pw", _free_port()
+    pwfile.write_text(PG_PASSWORD)
+    if as_postgres:
+        shutil.chown(pwfile, "postgres")
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "recon",
+            "--pwfile",
+            str(pwfile),
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql://recon@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def dataset_run(sandbox, path: Path, root: Path, day: str, *extra: str, **env: str):
+    args = base_args(sandbox, path, root)
+    at = args.index("--out")
+    args[at : at + 2] = ["--dataset", str(root), "--run-date", day]
+    return run_cli([*args, "--max-error-rate", "1", "--attempts", "1", *extra], env)
+
+
+def expected_changes(prev: Path, cur: Path) -> set[tuple[str, str, str | None]]:
+    """An independent reading of the change rules, from two published partitions."""
+    p = pd.read_parquet(prev / "reconciled.parquet").set_index("ci")
+    c = pd.read_parquet(cur / "reconciled.parquet").set_index("ci")
+    pa_ = pd.read_parquet(prev / "accounts.parquet")
+    ca = pd.read_parquet(cur / "accounts.parquet")
+    accounts = {
+        name: {ci: set(zip(g.com_id, g.vt_acc_no, strict=True)) for ci, g in frame.groupby("ci")}
+        for name, frame in (("prev", pa_), ("cur", ca))
+    }
+    found: set[tuple[str, str, str | None]] = set()
+    for ci in c.index.difference(p.index):
+        found.add((ci, "new_customer", None))
+    for ci in p.index.difference(c.index):
+        found.add((ci, "gone_from_input", None))
+    for ci in c.index.intersection(p.index):
+        was, now = p.loc[ci], c.loc[ci]
+        if now.status == "error" or was.status == "error":
+            if now.status == "error" and was.status != "error":
+                found.add((ci, "now_in_error", None))
+            if was.status == "error" and now.status != "error":
+                found.add((ci, "recovered_from_error", None))
+            continue
+        if (was.membership, now.membership) == ("nonMember", "member"):
+            found.add((ci, "became_member", None))
+        if (was.membership, now.membership) == ("member", "nonMember"):
+            found.add((ci, "became_non_member", None))
+        if pd.isna(was.linked_accounts) or pd.isna(now.linked_accounts):
+            continue
+        if was.linked_accounts == 0 and now.linked_accounts > 0:
+            found.add((ci, "linked_first_account", None))
+        if was.linked_accounts > 0 and now.linked_accounts == 0:
+            found.add((ci, "lost_all_accounts", None))
+        before, after = accounts["prev"].get(ci, set()), accounts["cur"].get(ci, set())
+        found |= {(ci, "account_added", f"{a}:{b}") for a, b in after - before}
+        found |= {(ci, "account_removed", f"{a}:{b}") for a, b in before - after}
+    return found
+
+
+def feed(partition: Path) -> set[tuple[str, str, str | None]]:
+    frame = pd.read_parquet(partition / "changes.parquet")
+    return {(r.ci, r.event, None if pd.isna(r.detail) else r.detail) for r in frame.itertuples()}
+
+
+def test_three_nights_give_every_event_a_run_log_and_equal_sinks(
+    sandbox, postgres: str, tmp_path: Path
+) -> None:
+    root, duck = tmp_path / "dataset", f"duckdb:///{tmp_path / 'bi.duckdb'}"
+    sinks = ("--sink", duck, "--sink", postgres)
+    env = {"PGPASSWORD": PG_PASSWORD}
+    people = customers(70)
+    night1 = write_csv(tmp_path / "n1.csv", people[:60])
+    night2 = write_csv(tmp_path / "n2.csv", people[:50] + people[60:])
+    # Night 2: every answer changes ("a different day"), and four members' accounts fail.
+    failing = [ci for ci, _ in people[:50] if truth(ci, "day2").membership == "member"][:4]
+
+    first = dataset_run(sandbox, night1, root, "2026-11-01", *sinks, **env)
+    assert first.exit_code == 0, first.stderr
+    sandbox.sandbox.configure(
+        answer_salt="day2",
+        faults=(Fault("http500", first_attempts=99, api="consent/search", cis=frozenset(failing)),),
+    )
+    second = dataset_run(sandbox, night2, root, "2026-11-02", *sinks, **env)
+    assert second.exit_code == 0, second.stderr
+    sandbox.sandbox.configure(faults=())
+    third = dataset_run(sandbox, night2, root, "2026-11-03", *sinks, **env)
+    assert third.exit_code == 0, third.stderr
+
+    days = [root / f"run_date=2026-11-0{d}" for d in (1, 2, 3)]
+    assert not (days[0] / "changes.parquet").exists() or feed(days[0]) == set()  # nothing before
+    assert feed(days[1]) == expected_changes(days[0], days[1])
+    assert feed(days[2]) == expected_changes(days[1], days[2])
+    seen = {event for day in days[1:] for _, event, _ in feed(day)}
+    assert seen == set(EVENTS)
+    errors_today = set(
+        pd.read_parquet(days[1] / "reconciled.parquet").query("status == 'error'").ci
+    )
+    assert errors_today == set(failing)
+    assert {(ci, e) for ci, e, _ in feed(days[1]) if ci in errors_today} == {
+        (ci, "now_in_error") for ci in errors_today
+    }  # in error today: never reported as losing accounts
+
+    runs = pd.read_parquet(root / "runs.parquet")
+    assert list(runs["run_date"].astype(str)) == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    assert list(runs["state"]) == ["done"] * 3
+    assert list(runs["customers"]) == [60, 60, 60]
+    assert runs["input_sha256"].nunique() == 2
+
+    with duckdb.connect() as con:
+        by_day = con.execute(
+            f"select run_date, count(*) as n from read_parquet('{root}/*/reconciled.parquet', "
+            "hive_partitioning=true) group by all order by all"
+        ).fetchall()
+    assert [(str(d), n) for d, n in by_day] == [(f"2026-11-0{d}", 60) for d in (1, 2, 3)]
+    table = ds.dataset(
+        sorted(str(p) for p in root.glob("run_date=*/reconciled.parquet")),
+        partitioning="hive",
+        partition_base_dir=str(root),
+    ).to_table()
+    assert table.num_rows == 180
+    assert "run_date" in table.column_names
+
+    expected = {
+        name: sorted(
+            (str(day.name.split("=")[1]), len(pd.read_parquet(day / f"{name}.parquet")))
+            for day in days
+            if len(pd.read_parquet(day / f"{name}.parquet"))
+        )
+        for name in ("reconciled", "accounts", "changes")
+    }
+    with duckdb.connect(str(tmp_path / "bi.duckdb")) as con:
+        for name, counts in expected.items():
+            got = con.sql(f"select run_date::varchar, count(*) from {name} group by 1 order by 1")
+            assert got.fetchall() == counts, name
+        assert con.execute("select count(*) from runs").fetchone() == (3,)
+    os.environ["PGPASSWORD"] = PG_PASSWORD
+    try:
+        with psycopg.connect(postgres) as pg:
+            for name, counts in expected.items():
+                got = pg.execute(
+                    f"select run_date::text, count(*) from {name} group by 1 order by 1"
+                ).fetchall()
+                assert got == counts, name
+            assert pg.execute("select count(*) from runs").fetchone() == (3,)
+
+            # A rerun of the same night replaces its partition and its rows; nothing doubles.
+            again = dataset_run(sandbox, night2, root, "2026-11-03", *sinks, **env)
+            assert again.exit_code == 0, again.stderr
+            assert pg.execute(
+                "select count(*) from reconciled where run_date = '2026-11-03'"
+            ).fetchone() == (60,)
+            assert pg.execute("select count(*) from runs").fetchone() == (4,)
+    finally:
+        del os.environ["PGPASSWORD"]
+    assert len(pd.read_parquet(root / "runs.parquet")) == 4
+    assert not list(root.glob("_work/.staging-*"))
+
+
+def test_the_schema_is_versioned_and_status_columns_dictionary_encoded(
+    sandbox, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "in.csv", customers(30))
+    result = dataset_run(sandbox, path, tmp_path / "ds", "2026-11-05")
+    assert result.exit_code == 0, result.stderr
+    file = pq.ParquetFile(tmp_path / "ds" / "run_date=2026-11-05" / "reconciled.parquet")
+    assert file.schema_arrow.metadata[b"member_recon.schema_version"] == b"1"
+    chunk = file.metadata.row_group(0)
+    encodings = {chunk.column(i).path_in_schema: chunk.column(i).encodings for i in range(11)}
+    for column in ("status", "next_action", "membership"):
+        assert "RLE_DICTIONARY" in encodings[column], column
+    assert "RLE_DICTIONARY" not in encodings["ci"]
+    assert str(file.schema_arrow.field("checked_at").type) == "timestamp[us, tz=UTC]"
+    documented = (Path(__file__).parents[1] / "docs" / "schema.md").read_text(encoding="utf-8")
+    for column in file.schema_arrow.names:
+        assert f"`{column}`" in documented, column
+
+
+def test_a_paused_night_is_logged_and_publishes_no_partition(sandbox, tmp_path: Path) -> None:
+    sandbox.sandbox.configure(daily_cap=10)
+    path = write_csv(tmp_path / "in.csv", customers(30))
+    result = dataset_run(sandbox, path, tmp_path / "ds", "2026-11-06", "--concurrency", "2")
+    assert result.exit_code == 4
+    assert not (tmp_path / "ds" / "run_date=2026-11-06").exists()
+    runs = pd.read_parquet(tmp_path / "ds" / "runs.parquet")
+    assert list(zip(runs.state, runs.exit_code, strict=True)) == [("paused", 4)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sink", "postgresql://recon:secret@127.0.0.1/db"], "must not carry a password"),
+        (["--sink", "mysql://x"], "expected duckdb:///path or postgresql://"),
+        (["--format", "csv"], "--dataset writes Parquet"),
+    ],
+)
+def test_bad_dataset_options_are_exit_2(sandbox, tmp_path: Path, args, message) -> None:
+    path = write_csv(tmp_path / "in.csv", customers(3))
+    result = dataset_run(sandbox, path, tmp_path / "ds", "2026-11-07", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "secret" not in result.stderr
