@@ -41,7 +41,3 @@ class DailyQuota:
             # raises the estimate; a reset during a run only makes us pause early.
             estimate = remaining - self.in_flight[api]
             self.remaining[api] = min(self.remaining.get(api, estimate), estimate)
-
-    @property
-    def exhausted(self) -> bool:
-        return any(left <= self.reserve for left in self.remaining.values())

@@ -60,7 +60,6 @@ class Runner:
         self._uncommitted: list[tuple[int, Outcome, asyncio.Future[None]]] = []
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._answers_waiting = asyncio.Event()
-        self.started = 0
         self.finished = 0
 
     def stop(self, signum: int) -> None:
@@ -122,7 +121,6 @@ class Runner:
             item = await self._queue.get()
             if item is None or self._stopping.is_set():
                 return
-            self.started += 1
             try:
                 outcome = await self._handler(item)
             except PausedError as exc:

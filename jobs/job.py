@@ -9,7 +9,6 @@ import gc
 import json
 import os
 import secrets
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -54,7 +53,7 @@ from jobs.outputs import (
     runs_schema,
 )
 from jobs.reconcile import Reconciled, Status, reconcile
-from jobs.sinks import load
+from jobs.sinks import SinkError, load
 from jobs.validation import customer_or_problem
 
 STORE_NAME = ".progress.sqlite"
@@ -133,7 +132,9 @@ def run(settings: RunSettings, log: Any) -> RunResult:
             if settings.dataset_root is not None:
                 result = _publish_dataset(settings.dataset_root, settings, store, result, log)
         except RunError as exc:
-            if settings.dataset_root is not None and not isinstance(exc, UsageError):
+            # A sink failure comes after the run's row is written: it is told by exit 5 alone.
+            logged = isinstance(exc, UsageError | SinkError)
+            if settings.dataset_root is not None and not logged:
                 _log_run(settings.dataset_root, settings, store, started, None, exc.exit_code)
             raise
         finally:
@@ -529,7 +530,3 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def stderr_is_tty() -> bool:
-    return sys.stderr.isatty()

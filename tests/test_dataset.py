@@ -266,6 +266,18 @@ def test_a_paused_night_is_logged_and_publishes_no_partition(sandbox, tmp_path: 
     assert list(zip(runs.state, runs.exit_code, strict=True)) == [("paused", 4)]
 
 
+def test_a_failing_sink_is_exit_5_after_the_partition_is_published(sandbox, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "in.csv", customers(10))
+    (tmp_path / "taken").mkdir()  # a folder where the DuckDB file should be
+    result = dataset_run(
+        sandbox, path, tmp_path / "ds", "2026-11-08", "--sink", f"duckdb:///{tmp_path / 'taken'}"
+    )
+    assert result.exit_code == 5
+    assert "outputs are published, but loading duckdb failed" in result.stderr
+    assert (tmp_path / "ds" / "run_date=2026-11-08" / "reconciled.parquet").exists()
+    assert len(pd.read_parquet(tmp_path / "ds" / "runs.parquet")) == 1  # logged once
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

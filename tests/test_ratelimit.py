@@ -69,4 +69,4 @@ def test_daily_quota_never_spends_the_reserve() -> None:
     assert quota.remaining["b"] == 48  # b was not spent by the refused call
     quota.settle("a", remaining=11, limit=100)  # one answer; one still in flight
     assert quota.remaining["a"] == 10
-    assert quota.exhausted
+    assert not quota.try_spend(["a"])
