@@ -35,7 +35,7 @@ class PacedLimiter:
     )
 
     def __init__(
-        self, rate: float, period: float = 1.0, margin: float = 0.005, recovery: float = 20.0
+        self, rate: float, period: float = 1.0, margin: float = 0.009, recovery: float = 20.0
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
@@ -53,14 +53,17 @@ class PacedLimiter:
     @property
     def rate(self) -> float:
         """The rate in force now: the ceiling, or less while recovering from a 429."""
-        recovered = self._slowed_rate + (time.monotonic() - self._slowed_at) * self._recovery_per_s
+        return self._rate_at(time.monotonic())
+
+    def _rate_at(self, now: float) -> float:
+        recovered = self._slowed_rate + (now - self._slowed_at) * self._recovery_per_s
         return min(self._ceiling, recovered)
 
     async def acquire(self) -> None:
         """Wait for this caller's slot, then for the hard window."""
         now = time.monotonic()
         slot = max(now, self._next_slot)
-        self._next_slot = slot + self.period / self.rate * self._interval_margin
+        self._next_slot = slot + self.period / self._rate_at(now) * self._interval_margin
         # Sleeping a few microseconds costs a loop turn and buys nothing: the hard
         # window below still holds, and the schedule above still advances.
         if slot - now > _NEGLIGIBLE_WAIT:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime as dt
-import gc
 import json
 import os
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +32,7 @@ from batch.errors import (
 from batch.lock import FolderLock
 from batch.progress import ProgressReport
 from batch.reader import InputFile
-from batch.runner import Outcome, Runner
+from batch.runner import Outcome, Runner, run_async
 from batch.store import NewItem, OpenItem, ProgressStore, Reject
 from batch.writer import OutputSet, TableWriter, write_json
 from jobs.changes import compute_changes
@@ -285,15 +282,7 @@ def _ask_open_customers(
     if open_customers == 0:
         return RequestStats(), None
     log.info("asking", customers=open_customers, rate=settings.client.rate)
-    # What the process holds by now lives until the end; out of the collector's reach, a
-    # full collection no longer stalls the loop for tens of ms (bursting paced requests).
-    gc.collect()
-    gc.freeze()
-    try:
-        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
-            return runner.run(_ask_all(store, settings, log, open_customers))
-    finally:
-        gc.unfreeze()  # frozen objects are never freed, not even at exit
+    return run_async(_ask_all(store, settings, log, open_customers))
 
 
 async def _ask_all(
@@ -517,15 +506,6 @@ def _forget(out_dir: Path) -> None:
     """--fresh: drop the progress and the outputs of earlier runs in this folder."""
     for name in (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", *OUTPUT_NAMES):
         (out_dir / name).unlink(missing_ok=True)
-
-
-def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed: it halves the event loop's cost per request."""
-    try:
-        import uvloop  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        return None
-    return uvloop.new_event_loop
 
 
 def _now() -> dt.datetime:

@@ -331,6 +331,17 @@ def test_unreadable_input_is_exit_2_without_traceback(sandbox, tmp_path: Path) -
     assert "Traceback" not in result.stderr
 
 
+def test_debug_adds_the_traceback_to_the_one_line(sandbox, tmp_path: Path) -> None:
+    path = tmp_path / "in.parquet"
+    path.write_bytes(b"not parquet at all")
+    plain = job(sandbox, path, tmp_path / "a")
+    debug = job(sandbox, path, tmp_path / "b", "--debug")
+    assert plain.exit_code == debug.exit_code == 2
+    assert "Traceback" not in plain.stderr
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert "member-recon: input in.parquet is not a readable Parquet file" in debug.stderr
+
+
 def test_neither_the_key_nor_a_ci_reaches_logs_or_messages(sandbox, tmp_path: Path) -> None:
     people = customers(30)
     sandbox.sandbox.configure(faults=(Fault("http503", 0.3), Fault("unknown_result", 0.1)))
