@@ -198,6 +198,7 @@ def _claim(store: ProgressStore, source: InputFile, settings: RunSettings) -> bo
             "name_column": settings.name_column,
             "com_id": settings.client.partner.com_id,
             "srv_id": settings.client.partner.srv_id,
+            "base_url": settings.client.base_url.rstrip("/"),  # never mix two hosts' answers
             "keep_columns": list(settings.keep_columns),
             "sheet": settings.sheet,
         },

@@ -195,6 +195,13 @@ def test_a_folder_made_from_another_input_is_refused_until_fresh(
     refused = job(sandbox, other, out)
     assert refused.exit_code == 2
     assert "holds progress of another run (input_sha256 differ); pass --fresh" in refused.stderr
+    elsewhere = job(sandbox, people_file, out, "--base-url", sandbox.base_url + "/")
+    assert elsewhere.exit_code == 0  # a trailing slash is the same host
+    moved = job(
+        sandbox, people_file, out, "--base-url", sandbox.base_url.replace("127.0.0.1", "localhost")
+    )
+    assert moved.exit_code == 2
+    assert "(base_url differ)" in moved.stderr
     fresh = job(sandbox, other, out, "--fresh")
     assert fresh.exit_code == 0, fresh.stderr
     assert fresh.summary()["customers"] == 5
