@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +94,9 @@ class CliResult:
         return pd.read_csv(self.out_dir / "rejects.csv", encoding="utf-8-sig", dtype=str)
 
 
-def base_args(sandbox: SandboxThread, input_path: Path, out_dir: Path) -> list[str]:
+def base_args(
+    sandbox: SandboxThread | SandboxProcess, input_path: Path, out_dir: Path
+) -> list[str]:
     return [
         "run",
         str(input_path),
@@ -121,9 +127,57 @@ def run_cli(
 
 
 def job(
-    sandbox: SandboxThread, input_path: Path, out_dir: Path, *extra: str, **env: str
+    sandbox: SandboxThread | SandboxProcess,
+    input_path: Path,
+    out_dir: Path,
+    *extra: str,
+    **env: str,
 ) -> CliResult:
     return run_cli([*base_args(sandbox, input_path, out_dir), *extra], env, out_dir)
+
+
+@dataclass
+class SandboxProcess:
+    """The sandbox in a process of its own, as a real gateway is: no GIL or GC shared."""
+
+    base_url: str
+
+    def stats(self) -> dict[str, Any]:
+        root = self.base_url.split("/v1/")[0]
+        with urllib.request.urlopen(f"{root}/_sandbox/stats", timeout=10) as answer:
+            return dict(json.load(answer))
+
+
+@contextlib.contextmanager
+def sandbox_process(*flags: str) -> Iterator[SandboxProcess]:
+    with tempfile.TemporaryDirectory() as folder:
+        ready = Path(folder) / "url"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jobs",
+                "sandbox",
+                "--port",
+                "0",
+                "--ready-file",
+                str(ready),
+                *flags,
+            ],
+            env={**os.environ, "SANDBOX_API_KEY": API_KEY},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while not (ready.exists() and ready.read_text().strip()):
+                assert time.monotonic() < deadline, "sandbox process did not start"
+                time.sleep(0.05)
+            yield SandboxProcess(ready.read_text().strip())
+        finally:
+            proc.terminate()
+            proc.wait(10)
 
 
 def spawn(args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:

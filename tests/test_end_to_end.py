@@ -11,7 +11,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs.sandbox import Fault, synthetic_ci, truth
-from tests.conftest import API_KEY, CliResult, customers, job, run_cli, write_csv
+from tests.conftest import (
+    API_KEY,
+    CliResult,
+    customers,
+    job,
+    run_cli,
+    sandbox_process,
+    write_csv,
+)
 
 
 def expected(ci: str) -> tuple[str, int, str, str]:
@@ -240,17 +248,16 @@ def test_a_long_failure_streak_aborts_instead_of_burning_the_quota(sandbox, tmp_
     assert sandbox.sandbox.stats.requests < 100  # 200 customers would take 2000 attempts
 
 
-def test_no_request_goes_over_the_quota(sandbox, tmp_path: Path) -> None:
-    sandbox.sandbox.configure(rate_limit=40)
+def test_no_request_goes_over_the_quota(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "in.csv", customers(60))
-    result = job(sandbox, path, tmp_path / "out", "--rate", "40", "--concurrency", "32")
-    assert result.exit_code == 0, result.stderr
-    assert sandbox.sandbox.stats.over_limit == 0
-    assert result.summary()["http_429"] == 0
-    # The control: the same sandbox does count a client that ignores the quota.
-    sandbox.sandbox.reset_stats()
-    greedy = job(sandbox, path, tmp_path / "greedy", "--rate", "400", "--concurrency", "32")
-    assert sandbox.sandbox.stats.over_limit > 0
+    with sandbox_process("--rate-limit", "40") as gateway:
+        result = job(gateway, path, tmp_path / "out", "--rate", "40", "--concurrency", "32")
+        assert result.exit_code == 0, result.stderr
+        assert gateway.stats()["over_limit"] == 0
+        assert result.summary()["http_429"] == 0
+        # The control: the same sandbox does count a client that ignores the quota.
+        greedy = job(gateway, path, tmp_path / "greedy", "--rate", "400", "--concurrency", "32")
+        assert gateway.stats()["over_limit"] > 0
     assert greedy.exit_code == 0, greedy.stderr  # its 429s were retried: no row lost
     check_truth(greedy, [c for c, _ in customers(60)])
 

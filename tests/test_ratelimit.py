@@ -35,8 +35,9 @@ async def test_no_window_holds_more_than_the_rate_and_starts_are_spread() -> Non
     times = await starts(limiter, callers=16, each=5)  # 80 starts: two full windows
     assert len(times) == 80
     assert most_in_window(times, 0.5) <= 40
-    # A plain sliding log would let all 40 of a window go at once; pacing spreads them.
-    assert most_in_window(times, 0.05) <= 6
+    # A plain sliding log would let all 40 of a window go at once; pacing spreads them
+    # (4 per 50 ms, with room for a late wake-up of the loop).
+    assert most_in_window(times, 0.05) <= 8
 
 
 async def test_slow_down_halves_the_rate_and_holds_new_starts() -> None:
@@ -49,12 +50,13 @@ async def test_slow_down_halves_the_rate_and_holds_new_starts() -> None:
 
 
 async def test_after_a_429_the_rate_climbs_back_to_the_ceiling() -> None:
-    limiter = PacedLimiter(rate=100, recovery=0.4)
+    limiter = PacedLimiter(rate=100, recovery=1.0)
     limiter.slow_down(retry_after=None)
-    assert limiter.rate < 60
-    await asyncio.sleep(0.1)
-    assert 60 < limiter.rate < 100  # climbing
-    await asyncio.sleep(0.2)
+    low = limiter.rate
+    assert low < 60
+    await asyncio.sleep(0.05)
+    assert low < limiter.rate < 100  # climbing
+    await asyncio.sleep(1.0)
     assert limiter.rate == 100  # and never above the ceiling
 
 
