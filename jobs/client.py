@@ -77,7 +77,8 @@ class KoscomClient:
         self._breaker = FailureBreaker(settings.failure_streak)
         self._base = settings.base_url.rstrip("/")
         # A per-run prefix and a counter: unique, 20 characters, traceable to the run.
-        self._request_ids = (f"{secrets.token_hex(4)}{n:012x}" for n in itertools.count(1))
+        prefix = secrets.token_hex(4)
+        self.request_ids = (f"{prefix}{n:012x}" for n in itertools.count(1))
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
@@ -143,7 +144,7 @@ class KoscomClient:
 
     async def _attempt(self, api: Api, customer: Customer) -> MembershipAnswer | ConsentAnswer:
         assert self._session is not None, "use the client as an async context manager"
-        request_id = next(self._request_ids)
+        request_id = next(self.request_ids)
         answer: HttpAnswer | None = None
         async with self._in_flight:
             await self._limiter.acquire()

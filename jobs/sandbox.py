@@ -227,7 +227,7 @@ class Sandbox:
             day_headers = _day_headers(config.daily_cap, config.daily_cap - stats.day_used[api])
         try:
             payload = json.loads(await request.read())
-            ci, name, request_id = _check_envelope(payload)
+            ci, request_id = _check_envelope(payload)
         except (ValueError, KeyError, TypeError) as exc:
             return _platform(400, "1001", f"invalid request: {exc}", day_headers)
         if len(request_id) > 20 or request_id in stats.request_ids:
@@ -241,7 +241,6 @@ class Sandbox:
             stats.faults[fault] += 1
             return await self._inject(fault, api, request, day_headers)
         stats.answered[api] += 1
-        del name  # the real API checks the name against the CI; the emulator accepts any
         return self._truthful(api, ci, day_headers)
 
     def _fault_for(self, api: str, ci: str) -> str | None:
@@ -315,7 +314,8 @@ class Sandbox:
         return _gateway(404, "no Route matched with those values")
 
 
-def _check_envelope(payload: Any) -> tuple[str, str, str]:
+def _check_envelope(payload: Any) -> tuple[str, str]:
+    """The CI and reqIdConsumer of a well-formed envelope (any valid name is accepted)."""
     partner, header, body = payload["partner"], payload["commonHeader"], payload["body"]
     if len(str(partner["comId"])) != 5 or not 1 <= len(str(partner["srvId"])) <= 20:
         raise ValueError("partner")
@@ -330,7 +330,7 @@ def _check_envelope(payload: Any) -> tuple[str, str, str]:
     name = str(body["korName"])
     if not 1 <= len(name) <= 10:
         raise ValueError("korName")
-    return ci, name, str(header.get("reqIdConsumer", ""))
+    return ci, str(header.get("reqIdConsumer", ""))
 
 
 def _maybe(body: dict[str, Any], name: str, value: str, pick: int) -> None:

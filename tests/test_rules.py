@@ -16,7 +16,8 @@ from batch.errors import (
     UsageError,
 )
 from jobs.answers import HttpAnswer, interpret, parse_date, retry_after
-from jobs.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
+from jobs.client import ClientSettings, KoscomClient
+from jobs.models import Api, ConsentAnswer, MembershipAnswer, Partner, VirtualAccount
 from jobs.reconcile import NextAction, Status, reconcile
 from jobs.sandbox import synthetic_ci
 from jobs.validation import customer_or_problem, mask_ci
@@ -52,6 +53,17 @@ def test_values_are_trimmed_before_validation() -> None:
     customer = customer_or_problem(f"  {CI}\t", " 홍길동 ")
     assert not isinstance(customer, str)
     assert (customer.ci, customer.kor_name) == (CI, "홍길동")
+
+
+def test_request_ids_are_20_characters_with_one_prefix_per_run() -> None:
+    settings = ClientSettings("http://127.0.0.1:1", "k", Partner("F0995", "297"), 1, 1)
+    ids = [next(KoscomClient(settings, log=None).request_ids) for _ in range(2)]
+    one_run = KoscomClient(settings, log=None).request_ids
+    first, second = next(one_run), next(one_run)
+    assert len(first) == len(second) == 20
+    assert first[:8] == second[:8]
+    assert first != second
+    assert ids[0][:8] != ids[1][:8]  # two runs: two prefixes
 
 
 def test_mask_shows_four_characters_and_the_length() -> None:
