@@ -11,6 +11,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from jobs.outputs import SCHEMA_METADATA
+
 EVENTS = (
     "new_customer",
     "gone_from_input",
@@ -86,7 +88,7 @@ def changes_schema(ci_field: str) -> Any:
             pa.field("current", pa.string()),
             pa.field("previous_run_date", pa.date32()),
         ],
-        metadata={"member_recon.schema_version": "1"},
+        metadata=SCHEMA_METADATA,
     )
 
 

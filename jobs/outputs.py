@@ -28,7 +28,7 @@ REJECT_COLUMNS = ("row", "reason")
 SCHEMA_VERSION = "1"
 # Few distinct values each: stored dictionary-encoded in Parquet (docs/schema.md).
 DICTIONARY_COLUMNS = ("membership", "status", "next_action", "error", "com_id", "event")
-_METADATA = {"member_recon.schema_version": SCHEMA_VERSION}
+SCHEMA_METADATA = {"member_recon.schema_version": SCHEMA_VERSION}
 
 
 def pseudonym(key: bytes, ci: str) -> str:
@@ -54,7 +54,7 @@ def reconciled_schema(ci_field: str = "ci", keep_columns: Sequence[str] = ()) ->
             pa.field("checked_at", pa.timestamp("us", tz="UTC")),
             *(pa.field(name, pa.string()) for name in keep_columns),
         ],
-        metadata=_METADATA,
+        metadata=SCHEMA_METADATA,
     )
 
 
@@ -68,7 +68,7 @@ def accounts_schema(ci_field: str = "ci") -> Any:
             pa.field("vt_acc_no", pa.string(), nullable=False),
             pa.field("vt_acc_alias", pa.string()),
         ],
-        metadata=_METADATA,
+        metadata=SCHEMA_METADATA,
     )
 
 
@@ -90,7 +90,7 @@ def runs_schema() -> Any:
             pa.field("started_at", pa.timestamp("us", tz="UTC")),
             pa.field("finished_at", pa.timestamp("us", tz="UTC")),
         ],
-        metadata=_METADATA,
+        metadata=SCHEMA_METADATA,
     )
 
 
