@@ -64,6 +64,14 @@ def kill(proc: subprocess.Popen[str]) -> None:
     proc.wait(10)
 
 
+def reference_then_slow_down(sandbox, people_file: Path, tmp_path: Path, latency: float) -> Path:
+    """Run uninterrupted into tmp/ref, then make answers slow enough to interrupt; the run's DIR."""
+    assert job(sandbox, people_file, tmp_path / "ref").exit_code == 0
+    sandbox.sandbox.reset_stats()
+    sandbox.sandbox.configure(latency=latency)
+    return tmp_path / "out"
+
+
 @pytest.fixture
 def people_file(tmp_path: Path) -> Path:
     rows = [list(p) for p in customers(240)]
@@ -74,10 +82,7 @@ def people_file(tmp_path: Path) -> Path:
 def test_kill_mid_requests_then_resume_equals_an_uninterrupted_run(
     sandbox, people_file: Path, tmp_path: Path
 ) -> None:
-    assert job(sandbox, people_file, tmp_path / "ref").exit_code == 0
-    sandbox.sandbox.reset_stats()
-    sandbox.sandbox.configure(latency=0.01)
-    out = tmp_path / "out"
+    out = reference_then_slow_down(sandbox, people_file, tmp_path, latency=0.01)
     args = [*base_args(sandbox, people_file, out), "--rate", "400", "--concurrency", "8"]
     proc = spawn(args)
     wait_for(lambda: sandbox.sandbox.stats.requests >= 200, proc)
@@ -135,10 +140,7 @@ def test_kill_during_output_writing_leaves_no_half_file(sandbox, tmp_path: Path)
 def test_sigterm_drains_saves_and_tells_how_to_resume(
     sandbox, people_file: Path, tmp_path: Path
 ) -> None:
-    assert job(sandbox, people_file, tmp_path / "ref").exit_code == 0
-    sandbox.sandbox.reset_stats()
-    sandbox.sandbox.configure(latency=0.05)
-    out = tmp_path / "out"
+    out = reference_then_slow_down(sandbox, people_file, tmp_path, latency=0.05)
     proc = spawn([*base_args(sandbox, people_file, out), "--rate", "200", "--concurrency", "8"])
     wait_for(lambda: len(sandbox.sandbox.stats.attempts) >= 300, proc)
     proc.send_signal(signal.SIGTERM)
