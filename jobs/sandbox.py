@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
-import json
 import random
 import threading
 import time
@@ -21,6 +21,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 BASE_PATH = "/v1/common/member"
@@ -86,6 +87,7 @@ class Truth:
     consent_not_found: bool  # consent/search answers 3007 instead of a list
 
 
+@functools.lru_cache(maxsize=4096)  # both APIs ask about a customer moments apart
 def truth(ci: str, salt: str = "") -> Truth:
     """The emulator's answer for a CI: a pure function, so tests know it in advance."""
     h = hashlib.sha256(f"{salt}|{ci}".encode()).digest()
@@ -226,9 +228,9 @@ class Sandbox:
             stats.day_used[api] += 1
             day_headers = _day_headers(config.daily_cap, config.daily_cap - stats.day_used[api])
         try:
-            payload = json.loads(await request.read())
+            payload = orjson.loads(await request.read())
             ci, request_id = _check_envelope(payload)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:  # orjson's error is a ValueError
             return _platform(400, "1001", f"invalid request: {exc}", day_headers)
         if len(request_id) > 20 or request_id in stats.request_ids:
             stats.bad_request_ids += 1
@@ -262,7 +264,7 @@ class Sandbox:
             body: dict[str, Any] = {"result": answer.membership}
             _maybe(body, "commonTermsExpireDate", f"2027{h[5] % 12 + 1:02d}15", h[6])
             body["someNewField"] = {"ignored": True}
-            return web.json_response(body, headers=headers)
+            return _json(body, headers=headers)
         if answer.consent_not_found:
             return _platform(500, "4004", "CI Not Found", headers)
         entries = []
@@ -274,7 +276,7 @@ class Sandbox:
             entries.append(entry)
         body = {"vtAccList": entries}
         _maybe(body, "serviceTermsExpireDate", "20280101", h[8])
-        return web.json_response(body, headers=headers)
+        return _json(body, headers=headers)
 
     async def _inject(
         self, kind: str, api: str, request: web.Request, headers: dict[str, str]
@@ -294,21 +296,21 @@ class Sandbox:
             return web.Response(status=200, text="OK", headers=headers)
         if kind == "slow":
             await asyncio.sleep(self.config.slow_seconds)
-            return web.json_response({"result": "member"}, headers=headers)
+            return _json({"result": "member"}, headers=headers)
         if kind == "unknown_result":
             body = {"result": "maybe"} if api == "register/search" else {"vtAccList": "x"}
-            return web.json_response(body, headers=headers)
+            return _json(body, headers=headers)
         # reset: drop the connection without a byte of answer
         if request.transport is not None:
             request.transport.abort()
         raise web.HTTPInternalServerError
 
     async def _stats(self, _: web.Request) -> web.Response:
-        return web.json_response(self.stats.as_dict())
+        return _json(self.stats.as_dict())
 
     async def _reset_day(self, _: web.Request) -> web.Response:
         self.reset_day()
-        return web.json_response({"ok": True})
+        return _json({"ok": True})
 
     async def _no_route(self, _: web.Request) -> web.Response:
         return _gateway(404, "no Route matched with those values")
@@ -349,12 +351,19 @@ def _maybe(body: dict[str, Any], name: str, value: str, pick: int) -> None:
 
 
 def _gateway(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"message": message}, status=status, headers=headers)
+    return _json({"message": message}, status=status, headers=headers)
 
 
 def _platform(status: int, code: str, message: str, headers: dict[str, str]) -> web.Response:
     body = {"category": "common", "code": code, "message": message}
-    return web.json_response(body, status=status, headers=headers)
+    return _json(body, status=status, headers=headers)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer by orjson: aiohttp's json.dumps took a tenth of the emulator's time."""
+    return web.Response(
+        body=orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
 
 
 def _day_headers(limit: int, remaining: int) -> dict[str, str]:
