@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 SCHEMA_VERSION = "1"
 
@@ -142,7 +143,7 @@ class ProgressStore:
             "ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()
-        return [OpenItem(seq, row, json.loads(payload)) for seq, row, payload in rows]
+        return [OpenItem(seq, row, orjson.loads(payload)) for seq, row, payload in rows]
 
     def record(self, answers: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
         """Store answers (seq, state, result) in one transaction."""
@@ -164,7 +165,7 @@ class ProgressStore:
             if not rows:
                 return
             yield [
-                StoredItem(seq, row, key, json.loads(payload), state, _loads(result))
+                StoredItem(seq, row, key, orjson.loads(payload), state, _loads(result))
                 for seq, row, key, payload, state, result in rows
             ]
             last = rows[-1][0]
@@ -179,7 +180,7 @@ class ProgressStore:
             ).fetchall()
             if not rows:
                 return
-            yield [Reject(row, reason, json.loads(raw)) for row, reason, raw in rows]
+            yield [Reject(row, reason, orjson.loads(raw)) for row, reason, raw in rows]
             last = rows[-1][0]
 
     def counts(self) -> dict[str, int]:
@@ -212,8 +213,9 @@ class _Transaction:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # Text, not a BLOB: the store stays readable with the sqlite3 shell.
+    return orjson.dumps(value).decode()
 
 
 def _loads(text: str | None) -> dict[str, Any] | None:
-    return None if text is None else dict(json.loads(text))
+    return None if text is None else dict(orjson.loads(text))

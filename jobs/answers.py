@@ -39,7 +39,7 @@ class HttpAnswer:
     """What came back for one request, before interpretation."""
 
     status: int
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-case names
     body: bytes
 
 
@@ -53,14 +53,14 @@ class DailyCap:
 
 def daily_cap(headers: Mapping[str, str]) -> DailyCap:
     return DailyCap(
-        _int_or_none(headers.get("X-RateLimit-Limit-Day")),
-        _int_or_none(headers.get("X-RateLimit-Remaining-Day")),
+        _int_or_none(headers.get("x-ratelimit-limit-day")),
+        _int_or_none(headers.get("x-ratelimit-remaining-day")),
     )
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds the server asked us to wait: delta-seconds or an HTTP date."""
-    value = headers.get("Retry-After")
+    value = headers.get("retry-after")
     if value is None:
         return None
     value = value.strip()

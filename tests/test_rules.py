@@ -136,11 +136,11 @@ def test_missing_account_list_means_no_accounts(empty: object) -> None:
             Api.REGISTER,
             429,
             {"message": "API rate limit exceeded"},
-            {"Retry-After": "2"},
+            {"retry-after": "2"},
             RateLimited,
             "HTTP 429",
         ),
-        (Api.REGISTER, 503, b"busy", {"Retry-After": "1"}, ServerFailure, "HTTP 503"),
+        (Api.REGISTER, 503, b"busy", {"retry-after": "1"}, ServerFailure, "HTTP 503"),
         (
             Api.REGISTER,
             500,
@@ -182,15 +182,15 @@ def test_no_user_is_an_answer_not_an_outage(code: object) -> None:
 def test_retry_after_is_kept_for_429_and_503() -> None:
     for status in (429, 503):
         with pytest.raises((RateLimited, ServerFailure)) as caught:
-            interpret(Api.REGISTER, answer(status, b"", **{"Retry-After": "4"}))
+            interpret(Api.REGISTER, answer(status, b"", **{"retry-after": "4"}))
         assert caught.value.retry_after == 4.0
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:
-    assert retry_after({"Retry-After": "3"}) == 3.0
+    assert retry_after({"retry-after": "3"}) == 3.0
     assert retry_after({}) is None
-    assert retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
-    assert retry_after({"Retry-After": "soon"}) is None
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert retry_after({"retry-after": "soon"}) is None
 
 
 def test_parse_date() -> None:
