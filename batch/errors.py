@@ -17,8 +17,8 @@
         │   ├── RateLimited ─ 429: slows the whole run down, honours Retry-After
         │   ├── ServerFailure ─ 5xx without an answer (503's Retry-After is honoured)
         │   ├── BadBody ─ an HTML page, truncated or non-JSON body
-        │   ├── RequestTimeout ─ no answer within the request timeout
-        │   └── ConnectionFailure ─ reset, refused, closed mid-answer
+        │   ├── RequestTimeout ─ no answer within the request timeout (batch/http.py)
+        │   └── ConnectionFailure ─ refused, reset, closed mid-answer, not HTTP (batch/http.py)
         └── PermanentFailure ─ NOT retried: the item ends in `error` with this reason
 
 Messages never carry an item's key or an API key: callers mask before raising.
@@ -122,7 +122,7 @@ class RequestTimeout(TransientFailure):
 
 
 class ConnectionFailure(TransientFailure):
-    """The connection was refused, reset or closed mid-answer."""
+    """The connection was refused, reset or closed mid-answer, or the answer was not HTTP."""
 
 
 class PermanentFailure(ItemFailure):

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from batch.errors import ConnectionFailure, RequestTimeout
+
 # Past this, an idle connection is closed rather than reused: servers and gateways drop
 # idle keep-alive connections (nginx after 75 s), and a request sent into one they are
 # closing dies with a reset it did not deserve. aiohttp's default is the same 15 s.
@@ -29,10 +31,6 @@ MAX_BODY = 1 << 20  # an API answer is a few hundred bytes; anything this big is
 # Deadlines are checked by one timer this often (at most), not by a timer per request:
 # a timeout fires up to this much late, and a request costs no timer of its own.
 SWEEP_SECONDS = 0.25
-
-
-class HttpConnectionError(Exception):
-    """The request got no whole answer: refused, reset, closed early or not HTTP."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +82,10 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def time_out(self) -> None:
+    def time_out(self, timeout: float) -> None:
         answer, self._answer = self._answer, None
         if answer is not None and not answer.done():
-            answer.set_exception(TimeoutError())
+            answer.set_exception(RequestTimeout(f"no answer within {timeout:g} s"))
         self.close()
 
     # asyncio.Protocol
@@ -103,7 +101,7 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(HttpConnectionError(f"not an HTTP answer ({exc})"))
+            self._fail(ConnectionFailure(f"not an HTTP answer ({exc})"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -115,7 +113,7 @@ class _Connection(asyncio.Protocol):
             self._deliver()
             return
         reason = type(exc).__name__ if exc else "closed by the server"
-        self._fail(HttpConnectionError(f"connection lost before the whole answer ({reason})"))
+        self._fail(ConnectionFailure(f"connection lost before the whole answer ({reason})"))
 
     # httptools callbacks
 
@@ -129,7 +127,7 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
         self._size += len(body)
         if self._size > MAX_BODY:
-            self._fail(HttpConnectionError(f"answer longer than {MAX_BODY} bytes"))
+            self._fail(ConnectionFailure(f"answer longer than {MAX_BODY} bytes"))
 
     def on_message_complete(self) -> None:
         if not self._parser.should_keep_alive():
@@ -141,7 +139,7 @@ class _Connection(asyncio.Protocol):
         if answer is not None and not answer.done():
             answer.set_result(HttpResponse(self._status, self._headers, b"".join(self._body)))
 
-    def _fail(self, exc: HttpConnectionError) -> None:
+    def _fail(self, exc: ConnectionFailure) -> None:
         answer, self._answer = self._answer, None
         if answer is not None and not answer.done():
             answer.set_exception(exc)
@@ -151,8 +149,9 @@ class _Connection(asyncio.Protocol):
 class HttpPool:
     """POSTs to one origin over reused connections; the caller bounds how many at once.
 
-    `post` raises `TimeoutError` past `timeout` seconds and `HttpConnectionError` when no
-    whole answer came; either way that connection is dropped, never reused.
+    `post` raises `RequestTimeout` past `timeout` seconds and `ConnectionFailure` when no
+    whole answer came (both retryable, see batch/errors.py); either way that connection
+    is dropped, never reused.
     """
 
     __slots__ = (
@@ -209,7 +208,7 @@ class HttpPool:
         self.close()
 
     def close(self) -> None:
-        """Drop every connection; requests still waiting fail with HttpConnectionError."""
+        """Drop every connection; requests still waiting fail with ConnectionFailure."""
         for connection in (*self._idle, *self._busy):
             connection.close()
         self._idle.clear()
@@ -247,7 +246,7 @@ class HttpPool:
         now = loop.time()
         late = [connection for connection in self._busy if connection.deadline <= now]
         for connection in late:
-            connection.time_out()
+            connection.time_out(self._timeout)
         if self._busy:
             soonest = min(connection.deadline for connection in self._busy)
             self._sweeper = loop.call_at(max(soonest, now + SWEEP_SECONDS), self._sweep)
@@ -265,8 +264,10 @@ class HttpPool:
                 _, connection = await loop.create_connection(
                     _Connection, self._host, self._port, ssl=self._ssl
                 )
+        except TimeoutError:
+            raise RequestTimeout(f"no connection within {self._timeout:g} s") from None
         except OSError as exc:
-            raise HttpConnectionError(f"cannot connect ({type(exc).__name__})") from exc
+            raise ConnectionFailure(f"cannot connect ({type(exc).__name__})") from exc
         return connection
 
     def _give_back(self, connection: _Connection) -> None:

@@ -136,7 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="short runs (about 1 minute)")
     parser.add_argument("--big", type=int, default=1_000_000, help="customers for memory")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5, help="speed runs of each client")
     args = parser.parse_args()
     seconds = 5.0 if args.quick else 32.0
     big = 100_000 if args.quick else args.big

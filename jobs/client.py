@@ -23,7 +23,7 @@ from batch.errors import (
     RequestTimeout,
     TransientFailure,
 )
-from batch.http import HttpConnectionError, HttpPool
+from batch.http import HttpPool
 from batch.quota import DailyQuota
 from batch.ratelimit import PacedLimiter
 from batch.retry import FailureBreaker, RetryPolicy, call_with_retry
@@ -147,12 +147,8 @@ class KoscomClient:
                 body = orjson.dumps(envelope(self.settings.partner, customer, request_id))
                 response = await self._http.post(api.value, body)
                 answer = HttpAnswer(response.status, response.headers, response.body)
-            except TimeoutError:
-                failure: TransientFailure = RequestTimeout(
-                    f"no answer within {self.settings.timeout:g} s"
-                )
-            except HttpConnectionError as exc:
-                failure = ConnectionFailure(str(exc))
+            except (RequestTimeout, ConnectionFailure) as exc:
+                failure: TransientFailure = exc
             finally:
                 cap = daily_cap(answer.headers) if answer else None
                 self.quota.settle(api, cap.remaining if cap else None, cap.limit if cap else None)

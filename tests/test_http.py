@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import pytest
 import trustme
 
-from batch.http import MAX_BODY, HttpConnectionError, HttpPool
+from batch.errors import ConnectionFailure, RequestTimeout
+from batch.http import MAX_BODY, HttpPool
 
 HEADERS = {"apikey": "test-key", "Content-Type": "application/json"}
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
@@ -144,7 +145,7 @@ async def test_a_broken_answer_is_a_connection_error_and_its_connection_is_not_r
     reply: Reply, reason: str
 ) -> None:
     async with scripted(reply, send(OK)) as (url, seen), HttpPool(url, HEADERS, timeout=5) as pool:
-        with pytest.raises(HttpConnectionError, match=reason):
+        with pytest.raises(ConnectionFailure, match=reason):
             await pool.post("a", b"{}")
         assert (await pool.post("a", b"{}")).status == 200
     assert seen.connections == 2
@@ -156,7 +157,7 @@ async def test_no_answer_times_out_near_the_deadline_and_the_next_request_starts
         HttpPool(url, HEADERS, timeout=0.3) as pool,
     ):
         started = time.monotonic()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(RequestTimeout):
             await pool.post("a", b"{}")
         waited = time.monotonic() - started
         assert (await pool.post("a", b"{}")).status == 200
@@ -172,7 +173,7 @@ async def test_each_of_many_requests_in_flight_times_out_on_its_own() -> None:
         results = await asyncio.gather(
             *(pool.post("a", b"{}") for _ in range(5)), return_exceptions=True
         )
-    assert all(isinstance(result, TimeoutError) for result in results)
+    assert all(isinstance(result, RequestTimeout) for result in results)
 
 
 async def test_a_refused_connection_is_a_connection_error() -> None:
@@ -181,7 +182,7 @@ async def test_a_refused_connection_is_a_connection_error() -> None:
     server.close()
     await server.wait_closed()
     async with HttpPool(f"http://127.0.0.1:{port}/v1", HEADERS, timeout=2) as pool:
-        with pytest.raises(HttpConnectionError, match="cannot connect"):
+        with pytest.raises(ConnectionFailure, match="cannot connect"):
             await pool.post("a", b"{}")
 
 
@@ -201,7 +202,7 @@ async def test_tls_verifies_the_server_and_carries_the_exchange() -> None:
     ca.configure_trust(trusting)
     async with scripted(send(OK), tls=server_side) as (url, seen):
         async with HttpPool(url, HEADERS, timeout=5) as pool:  # the system's CAs only
-            with pytest.raises(HttpConnectionError, match="SSLCertVerificationError"):
+            with pytest.raises(ConnectionFailure, match="SSLCertVerificationError"):
                 await pool.post("a", b"{}")
         async with HttpPool(url, HEADERS, timeout=5, ssl_context=trusting) as pool:
             answer = await pool.post("a", b'{"tls":1}')
