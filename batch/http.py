@@ -130,6 +130,9 @@ class _Connection(asyncio.Protocol):
             self._fail(ConnectionFailure(f"answer longer than {MAX_BODY} bytes"))
 
     def on_message_complete(self) -> None:
+        if 100 <= self._status < 200:  # an interim answer (100 Continue): the real one follows
+            self._headers, self._body, self._status, self._size = {}, [], 0, 0
+            return
         if not self._parser.should_keep_alive():
             self.closed = True  # the server said close: deliver, then never reuse
         self._deliver()

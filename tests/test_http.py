@@ -114,6 +114,15 @@ async def test_chunked_and_until_close_answers_arrive_whole() -> None:
     assert seen.connections == 2  # the answer that ended with its connection ended its use
 
 
+async def test_an_interim_100_continue_is_skipped_for_the_answer_after_it() -> None:
+    replies = (send(b"HTTP/1.1 100 Continue\r\n\r\n" + OK), send(OK))
+    async with scripted(*replies) as (url, seen), HttpPool(url, HEADERS, timeout=5) as pool:
+        first = await pool.post("a", b"{}")
+        second = await pool.post("a", b"{}")
+    assert (first.status, first.body, second.status) == (200, b"{}", 200)
+    assert seen.connections == 1
+
+
 async def test_connection_close_and_a_server_that_hangs_up_when_idle_cost_no_request() -> None:
     closing = OK.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
     replies = (send(closing), send(OK, keep=False), send(OK))
