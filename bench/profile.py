@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import KEY, PY, ROOT, make_input, sandbox
+from run import KEY, PY, ROOT, job_command, make_input, sandbox
 
 PHASES = {
     "jobs/job.py:124": "ingest",
@@ -60,6 +60,7 @@ def main() -> None:
         path = make_input(work, args.customers)
         raw = work / "samples.txt"
         with sandbox() as url:
+            job = job_command(url, path, work / "out", "--rate", "100000", "--concurrency", "64")
             subprocess.run(
                 [
                     spy,
@@ -71,25 +72,7 @@ def main() -> None:
                     "--output",
                     str(raw),
                     "--",
-                    PY,
-                    "-m",
-                    "jobs",
-                    "run",
-                    str(path),
-                    "--base-url",
-                    url,
-                    "--com-id",
-                    "F0995",
-                    "--srv-id",
-                    "297",
-                    "--out",
-                    str(work / "out"),
-                    "--rate",
-                    "100000",
-                    "--concurrency",
-                    "64",
-                    "--log-format",
-                    "json",
+                    *job,
                 ],
                 env={**os.environ, "KOSCOM_API_KEY": KEY},
                 cwd=ROOT,

@@ -71,28 +71,33 @@ def make_input(folder: Path, n: int) -> Path:
     return path
 
 
+def job_command(base_url: str, path: Path, out: Path, *flags: str) -> list[str]:
+    """The CLI invocation every figure runs: the sandbox's partner, JSON logs."""
+    return [
+        PY,
+        "-m",
+        "jobs",
+        "run",
+        str(path),
+        "--base-url",
+        base_url,
+        "--com-id",
+        "F0995",
+        "--srv-id",
+        "297",
+        "--out",
+        str(out),
+        "--log-format",
+        "json",
+        *flags,
+    ]
+
+
 def run_job(base_url: str, path: Path, out: Path, *flags: str) -> tuple[float, int, dict]:
     """Wall seconds, peak RSS in KiB, and the summary of one job run."""
     started = time.monotonic()
     proc = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "jobs",
-            "run",
-            str(path),
-            "--base-url",
-            base_url,
-            "--com-id",
-            "F0995",
-            "--srv-id",
-            "297",
-            "--out",
-            str(out),
-            "--log-format",
-            "json",
-            *flags,
-        ],
+        job_command(base_url, path, out, *flags),
         env={**os.environ, "KOSCOM_API_KEY": KEY},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
