@@ -1,7 +1,7 @@
 """A keep-alive HTTP/1.1 client that POSTs small bodies to one origin: the asking hot path.
 
-Why not aiohttp's ClientSession here: on the benchmark machine it spent twice the CPU
-per request of this module (bench/README.md), and with a generous quota the client's
+Why not aiohttp's ClientSession here: on the benchmark machine it spent about twice the
+CPU per request of this module (`make bench` measures both), and with a generous quota the client's
 CPU is what bounds a whole run. This module does only what a JSON API over one origin
 needs: POST with Content-Length; answers framed by Content-Length, chunks or the end of
 the connection (parsed by httptools, the llhttp binding uvicorn uses); keep-alive reuse;
@@ -186,7 +186,7 @@ class HttpPool:
         self._host = url.hostname
         self._port = url.port or (443 if url.scheme == "https" else 80)
         self._ssl = (ssl_context or ssl.create_default_context()) if url.scheme == "https" else None
-        default_port = (url.scheme == "https" and self._port == 443) or self._port == 80
+        default_port = self._port == (443 if url.scheme == "https" else 80)
         host = url.hostname if default_port else f"{url.hostname}:{self._port}"
         if ":" in url.hostname:  # an IPv6 literal goes back into brackets
             host = f"[{url.hostname}]" if default_port else f"[{url.hostname}]:{self._port}"

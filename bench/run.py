@@ -137,6 +137,18 @@ def naive_speed(url: str, path: Path) -> float:
     return time.monotonic() - started
 
 
+def client_cpu_per_request(url: str, path: Path, client: str) -> float:
+    """The naive client's CPU microseconds per request, sending through `client`."""
+    run = subprocess.run(
+        [PY, str(ROOT / "bench" / "naive_client.py"), url, str(path), KEY, client],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return float(run.stdout.split()[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="short runs (about 1 minute)")
@@ -169,6 +181,10 @@ def main() -> None:
                 )
                 jobs.append(20_000 / wall)
                 naives.append(20_000 / naive_speed(url, small))
+            cpu: dict[str, list[float]] = {"aiohttp": [], "batch-http": []}
+            for _ in range(args.runs):
+                for client, seen in cpu.items():
+                    seen.append(client_cpu_per_request(url, small, client))
         ratio = statistics.median(jobs) / statistics.median(naives)
         rows.append(
             (
@@ -182,6 +198,15 @@ def main() -> None:
             ("naive customers/s, 20k (median)", f"{statistics.median(naives):.0f}", "", True)
         )
         rows.append(("speed ratio job / naive", f"{ratio:.2f}", ">= 1.1", ratio >= 1.1))
+        aiohttp_us, ours_us = (statistics.median(cpu[c]) for c in ("aiohttp", "batch-http"))
+        rows.append(
+            (
+                "naive client CPU per request: aiohttp / batch/http.py",
+                f"{aiohttp_us:.0f} / {ours_us:.0f} us ({aiohttp_us / ours_us:.2f}x)",
+                "",
+                True,
+            )
+        )
 
         large = make_input(work, big)
         with sandbox() as url:
