@@ -106,8 +106,8 @@ class KoscomClient:
         """Both answers for one customer; a failure stands in for an answer that never came."""
         if not self.quota.try_spend((Api.REGISTER, Api.CONSENT)):
             raise PausedError(self._paused_message())
-        # One question after the other: the caller's workers are the requests in flight, and
-        # two tasks and a gather per customer were a tenth of the asking phase's CPU.
+        # One question after the other: the caller's workers are the requests in flight,
+        # and a customer costs no tasks, no gather and no wait on the in-flight semaphore.
         membership = await self._ask(Api.REGISTER, customer)
         consent = await self._ask(Api.CONSENT, customer)
         return membership, consent
