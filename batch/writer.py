@@ -121,7 +121,7 @@ def _skip_pandas_probe(pa: Any) -> None:
     """Let pyarrow's first array find no pandas, so the process need not import it.
 
     pyarrow imports pandas on its first array only to ask whether the input is a
-    pandas object, which the job never hands it: 0.3 s of every run (bench/README.md).
+    pandas object, which the job never hands it: 0.3 s of every run (README, Benchmarks).
     With pandas hidden during that one probe, pyarrow stops asking; `to_pandas()` and
     the like still import pandas when they are called.
     """

@@ -126,19 +126,9 @@ def quota_precision(folder: Path, rate: int, seconds: float) -> tuple[float, int
     return achieved / rate, seen["over_limit"]
 
 
-def naive_speed(url: str, path: Path) -> float:
+def run_naive(url: str, path: Path, client: str = "aiohttp") -> tuple[float, float]:
+    """Whole-process wall seconds of the naive client, and its CPU microseconds per request."""
     started = time.monotonic()
-    subprocess.run(
-        [PY, str(ROOT / "bench" / "naive_client.py"), url, str(path), KEY],
-        check=True,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
-    return time.monotonic() - started
-
-
-def client_cpu_per_request(url: str, path: Path, client: str) -> float:
-    """The naive client's CPU microseconds per request, sending through `client`."""
     run = subprocess.run(
         [PY, str(ROOT / "bench" / "naive_client.py"), url, str(path), KEY, client],
         check=True,
@@ -146,7 +136,7 @@ def client_cpu_per_request(url: str, path: Path, client: str) -> float:
         capture_output=True,
         text=True,
     )
-    return float(run.stdout.split()[1])
+    return time.monotonic() - started, float(run.stdout.split()[1])
 
 
 def main() -> None:
@@ -180,11 +170,11 @@ def main() -> None:
                     url, small, work / f"s{i}", "--rate", "100000", "--concurrency", "64", "--fresh"
                 )
                 jobs.append(20_000 / wall)
-                naives.append(20_000 / naive_speed(url, small))
+                naives.append(20_000 / run_naive(url, small)[0])
             cpu: dict[str, list[float]] = {"aiohttp": [], "batch-http": []}
             for _ in range(args.runs):
                 for client, seen in cpu.items():
-                    seen.append(client_cpu_per_request(url, small, client))
+                    seen.append(run_naive(url, small, client)[1])
         ratio = statistics.median(jobs) / statistics.median(naives)
         rows.append(
             (
