@@ -1,27 +1,39 @@
-"""Every error the batch engine and the job raise on purpose, in one tree.
+"""Every error the batch engine raises on purpose, in one tree, named by what happened.
 
     BatchError
-    ├── RunError ─ ends the whole run; the CLI maps `exit_code` and prints one line
-    │   ├── UsageError (2) ─ bad flags, configuration, or an input that cannot be read
+    ├── RunError ─ ends the whole run; only the CLI turns it into an exit code
+    │   ├── UsageError ─ bad flags or settings, or an input that cannot be read
     │   │   ├── InputError ─ unreadable file, unknown encoding, missing column
-    │   │   ├── ResumeMismatch ─ DIR holds the progress of another input
-    │   │   └── DirLocked ─ another live run holds DIR
-    │   ├── AbortError (3) ─ going on would only burn the quota
-    │   │   ├── CredentialsRejected ─ 401/403: the key was refused
-    │   │   └── FailureStreak ─ too many failed requests in a row
-    │   ├── PausedError (4) ─ the daily cap fell to the reserve; resume after the reset
-    │   ├── Interrupted (128+signal) ─ SIGINT/SIGTERM; progress is saved
-    │   └── AccountingError (70) ─ rows read != reconciled + rejected: a bug, never hidden
-    └── ItemFailure ─ one request for one item failed; the run goes on
-        ├── TransientFailure ─ RETRIED with backoff (or the server's Retry-After)
-        │   ├── RateLimited ─ 429: slows the whole run down, honours Retry-After
-        │   ├── ServerFailure ─ 5xx without an answer (503's Retry-After is honoured)
-        │   ├── BadBody ─ an HTML page, truncated or non-JSON body
-        │   ├── RequestTimeout ─ no answer within the request timeout (batch/http.py)
-        │   └── ConnectionFailure ─ refused, reset, closed mid-answer, not HTTP (batch/http.py)
-        └── PermanentFailure ─ NOT retried: the item ends in `error` with this reason
+    │   │   ├── ResumeMismatch ─ the folder holds the progress of another input
+    │   │   ├── DirLocked ─ another live run holds the folder
+    │   │   └── ConfigurationError ─ the network setup cannot work; fix it, then run again
+    │   │       ├── CertificateError ─ the server's TLS certificate failed verification
+    │   │       ├── NameResolutionError ─ the host's name does not resolve
+    │   │       └── ProxyRefused ─ the egress proxy refused us (407, 403)
+    │   ├── AbortError ─ going on would only burn the quota
+    │   │   ├── CredentialsRejected ─ the server refused our credentials
+    │   │   ├── OutageTooLong ─ the server stayed down past the allowed outage
+    │   │   └── UnusableAnswers ─ too many answers could not be used (a schema change?)
+    │   ├── PausedError ─ the daily cap fell to the reserve; resume after the reset
+    │   ├── Interrupted ─ SIGINT/SIGTERM; progress is saved
+    │   ├── StoreError ─ the progress store failed; nothing more can be saved
+    │   └── AccountingError ─ rows read != answered + rejected: a bug, never hidden
+    └── RequestError ─ one request got no usable answer; the gate decides what follows
+        ├── TransportError ─ no whole HTTP answer came back
+        │   ├── RequestTimeout
+        │   │   ├── ConnectTimeout ─ no connection within the connect timeout
+        │   │   └── AnswerTimeout ─ connected, but no whole answer within the answer timeout
+        │   ├── ConnectionFailure ─ refused, reset, or closed before the answer was whole
+        │   └── ProtocolError ─ not HTTP, oversized headers or body, an answer nobody asked for
+        └── AnswerError ─ an HTTP answer that is not the answer asked for
+            ├── RateLimited ─ 429: every request must slow down, not just this one
+            ├── ServerFailure ─ 5xx or a gateway's error page: the server is in trouble
+            ├── UnexpectedAnswer ─ an answer the job cannot read (names what it lacks)
+            └── ItemRejected ─ a well-formed refusal about this item; asking again repeats it
 
-Messages never carry an item's key or an API key: callers mask before raising.
+The gate retries transport errors, RateLimited and ServerFailure; it never retries
+UnexpectedAnswer or ItemRejected. Messages never carry an item's key or a secret:
+callers mask before raising.
 """
 
 from __future__ import annotations
@@ -32,15 +44,11 @@ class BatchError(Exception):
 
 
 class RunError(BatchError):
-    """An error that ends the run with `exit_code`."""
-
-    exit_code = 1
+    """An error that ends the run."""
 
 
 class UsageError(RunError):
     """Bad usage, configuration or input: nothing was asked."""
-
-    exit_code = 2
 
 
 class InputError(UsageError):
@@ -55,24 +63,40 @@ class DirLocked(UsageError):
     """Another live run holds the output folder."""
 
 
-class AbortError(RunError):
-    """The API keeps refusing or failing; asking on would only burn the quota."""
+class ConfigurationError(UsageError):
+    """The network setup cannot work as configured; retrying would not help."""
 
-    exit_code = 3
+
+class CertificateError(ConfigurationError):
+    """The server's TLS certificate failed verification."""
+
+
+class NameResolutionError(ConfigurationError):
+    """A host name does not resolve."""
+
+
+class ProxyRefused(ConfigurationError):
+    """The egress proxy refused to carry our requests."""
+
+
+class AbortError(RunError):
+    """The server keeps refusing or failing; asking on would only burn the quota."""
 
 
 class CredentialsRejected(AbortError):
-    """The gateway refused the API key (401/403)."""
+    """The server refused our credentials."""
 
 
-class FailureStreak(AbortError):
-    """Too many requests in a row failed."""
+class OutageTooLong(AbortError):
+    """The server stayed down for longer than the run may wait."""
+
+
+class UnusableAnswers(AbortError):
+    """Too many answers could not be used: the server's answers have changed."""
 
 
 class PausedError(RunError):
     """The daily cap reached the reserve; the rest waits for the next resume."""
-
-    exit_code = 4
 
 
 class Interrupted(RunError):
@@ -80,50 +104,68 @@ class Interrupted(RunError):
 
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
-        self.exit_code = 128 + signum
+        self.signum = signum
+
+
+class StoreError(RunError):
+    """The progress store failed; the run cannot save answers any more."""
 
 
 class AccountingError(RunError):
     """Rows were lost or invented; this is a bug and must never pass silently."""
 
-    exit_code = 70
 
-
-class ItemFailure(BatchError):
-    """One request for one item failed; `reason` is short and safe to log."""
+class RequestError(BatchError):
+    """One request got no usable answer; `reason` is short and safe to log."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
-class TransientFailure(ItemFailure):
-    """A failure worth another attempt; `retry_after` is the server's wish, if any."""
+class TransportError(RequestError):
+    """No whole HTTP answer came back."""
+
+
+class RequestTimeout(TransportError):
+    """The request ran out of time."""
+
+
+class ConnectTimeout(RequestTimeout):
+    """No connection within the connect timeout."""
+
+
+class AnswerTimeout(RequestTimeout):
+    """Connected, but no whole answer within the answer timeout."""
+
+
+class ConnectionFailure(TransportError):
+    """The connection was refused, reset or closed before the answer was whole."""
+
+
+class ProtocolError(TransportError):
+    """The peer did not speak HTTP as agreed: garbage, oversized parts, unasked answers."""
+
+
+class AnswerError(RequestError):
+    """An HTTP answer came back, but not the answer asked for."""
 
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
 
 
-class RateLimited(TransientFailure):
-    """429: the key's quota is spent for now; every request must slow down, not just this one."""
+class RateLimited(AnswerError):
+    """429: the rate is over what the server allows; `retry_after` is its wish, if any."""
 
 
-class ServerFailure(TransientFailure):
-    """A 5xx that carries no answer."""
+class ServerFailure(AnswerError):
+    """A 5xx without an answer, or a gateway's error page."""
 
 
-class BadBody(TransientFailure):
-    """The body is an HTML page, truncated, or not JSON at all."""
+class UnexpectedAnswer(AnswerError):
+    """An answer the job cannot read; `reason` names the field or shape that was not understood."""
 
 
-class RequestTimeout(TransientFailure):
-    """No answer within the request timeout."""
-
-
-class ConnectionFailure(TransientFailure):
-    """The connection was refused, reset or closed mid-answer, or the answer was not HTTP."""
-
-
-class PermanentFailure(ItemFailure):
-    """A failure that another attempt would only repeat."""
+class ItemRejected(AnswerError):
+    """A well-formed refusal about this one item; asking again would repeat it."""

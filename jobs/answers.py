@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from batch.errors import (
-    BadBody,
     CredentialsRejected,
-    PermanentFailure,
+    ItemRejected,
     RateLimited,
     ServerFailure,
+    UnexpectedAnswer,
     UsageError,
 )
+from batch.limits import retry_after
+from batch.transport import HttpAnswer
 from jobs.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
 
 # Platform codes that answer "this CI has no user here" rather than report an outage.
@@ -34,56 +34,16 @@ _GATEWAY_MESSAGES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class HttpAnswer:
-    """What came back for one request, before interpretation."""
-
-    status: int
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class DailyCap:
-    """The daily cap as the gateway reported it on one answer."""
-
-    limit: int | None
-    remaining: int | None
-
-
-def daily_cap(headers: Mapping[str, str]) -> DailyCap:
-    return DailyCap(
-        _int_or_none(headers.get("x-ratelimit-limit-day")),
-        _int_or_none(headers.get("x-ratelimit-remaining-day")),
-    )
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asked us to wait: delta-seconds or an HTTP date."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime  # noqa: PLC0415
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-
-
 def interpret(api: Api, answer: HttpAnswer) -> MembershipAnswer | ConsentAnswer:
     """The typed answer, or raise the failure this answer means."""
     payload = _json_or_none(answer.body)
     if answer.status == 200:
         if payload is None:
-            raise BadBody(f"HTTP 200 with {_describe_body(answer)}")
+            raise UnexpectedAnswer(f"{api.value}: HTTP 200 with {_describe_body(answer)}")
         return parse_membership(payload) if api is Api.REGISTER else parse_consent(payload)
+    if 300 <= answer.status < 400:
+        # Redirects are never followed: the key would go wherever a Location pointed.
+        raise UnexpectedAnswer(f"{api.value}: HTTP {answer.status} redirect; check --base-url")
     if answer.status in (401, 403):
         message = _gateway_message(payload) or f"HTTP {answer.status}"
         raise CredentialsRejected(f"the API key was rejected ({message}); check KOSCOM_API_KEY")
@@ -99,40 +59,62 @@ def interpret(api: Api, answer: HttpAnswer) -> MembershipAnswer | ConsentAnswer:
         if api is Api.REGISTER and code in NO_USER_CODES:
             # No portal user for this CI: that is what "not a member" means.
             return MembershipAnswer(result="nonMember")
-        raise PermanentFailure(f"platform error {code} ({message})")
+        raise ItemRejected(f"platform error {code} ({message})")
     if answer.status >= 500:
         wait = retry_after(answer.headers)
         raise ServerFailure(f"HTTP {answer.status} with {_describe_body(answer)}", wait)
-    raise PermanentFailure(f"HTTP {answer.status} with {_describe_body(answer)}")
+    if 200 <= answer.status < 300:
+        raise UnexpectedAnswer(f"{api.value}: HTTP {answer.status} is not a documented answer")
+    raise ItemRejected(f"HTTP {answer.status} with {_describe_body(answer)}")
+
+
+def read_membership(answer: HttpAnswer) -> MembershipAnswer:
+    """A register/search answer, or raise the failure it means."""
+    result = interpret(Api.REGISTER, answer)
+    assert isinstance(result, MembershipAnswer)
+    return result
+
+
+def read_consent(answer: HttpAnswer) -> ConsentAnswer:
+    """A consent/search answer, or raise the failure it means."""
+    result = interpret(Api.CONSENT, answer)
+    assert isinstance(result, ConsentAnswer)
+    return result
 
 
 def parse_membership(payload: Any) -> MembershipAnswer:
     """A register/search answer; an unknown `result` is an error, never a guess."""
     if not isinstance(payload, dict):
-        raise PermanentFailure("register/search answered with no JSON object")
+        raise UnexpectedAnswer("register/search answered with no JSON object")
     result = payload.get("result")
     if result not in _KNOWN_RESULTS:
         shown = str(result)[:20] if result not in _MISSING else "nothing"
-        raise PermanentFailure(f"register/search answered an unknown result {shown!r}")
+        raise UnexpectedAnswer(f"register/search answered an unknown result {shown!r}")
     return MembershipAnswer(str(result), parse_date(payload.get("commonTermsExpireDate")))
 
 
 def parse_consent(payload: Any) -> ConsentAnswer:
-    """A consent/search answer; comId is trimmed, a missing list means no accounts."""
+    """A consent/search answer; comId is trimmed, an empty vtAccList means no accounts.
+
+    An answer without the field at all is not "no accounts" but an answer we do not
+    understand: the API documents vtAccList, or a platform error, and nothing else.
+    """
     if not isinstance(payload, dict):
-        raise PermanentFailure("consent/search answered with no JSON object")
-    entries = payload.get("vtAccList")
+        raise UnexpectedAnswer("consent/search answered with no JSON object")
+    if "vtAccList" not in payload:
+        raise UnexpectedAnswer("consent/search answered without vtAccList")
+    entries = payload["vtAccList"]
     if entries in _MISSING:
         entries = []
     if not isinstance(entries, list):
-        raise PermanentFailure("consent/search answered a vtAccList that is not a list")
+        raise UnexpectedAnswer("consent/search answered a vtAccList that is not a list")
     accounts = []
     for entry in entries:
         if not isinstance(entry, dict):
-            raise PermanentFailure("consent/search answered an account that is not an object")
+            raise UnexpectedAnswer("consent/search answered an account that is not an object")
         number = _text_or_none(entry.get("vtAccNo"))
         if number is None:
-            raise PermanentFailure("consent/search answered an account without vtAccNo")
+            raise UnexpectedAnswer("consent/search answered an account without vtAccNo")
         accounts.append(
             VirtualAccount(
                 com_id=_text_or_none(entry.get("comId")) or "",
@@ -159,13 +141,6 @@ def _text_or_none(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return None if text in ("", "null") else text
-
-
-def _int_or_none(value: str | None) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except ValueError:
-        return None
 
 
 def _json_or_none(body: bytes) -> Any:

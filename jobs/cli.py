@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
 import gc
 import ipaddress
 import os
+import resource
 import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 from urllib.parse import urlsplit
 
 import click
@@ -19,6 +21,30 @@ import click
 SANDBOX_URL = "https://sandbox-apigw.koscom.co.kr/v1/common/member"
 PRODUCTION_HOSTS = frozenset({"apigw.koscom.co.kr", "oap.k-mydata.org"})
 INTERNAL_ERROR = 70
+_PR_SET_DUMPABLE = 4
+
+
+class DurationParam(click.ParamType):  # type: ignore[type-arg]
+    """Seconds, or a number with s, m or h: `90s`, `15m`, `1h`."""
+
+    name = "duration"
+    _UNITS: ClassVar[dict[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip().lower()
+        scale = self._UNITS.get(text[-1:], None)
+        number = text[:-1] if scale else text
+        try:
+            seconds = float(number) * (scale or 1.0)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration such as 90s, 15m or 1h", param, ctx)
+        if seconds <= 0:
+            self.fail("must be more than zero", param, ctx)
+        return seconds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -156,6 +182,20 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
     help="Seconds to wait for one answer.",
 )
 @click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for a connection (through the proxy, if any).",
+)
+@click.option(
+    "--max-outage",
+    type=DurationParam(),
+    default="15m",
+    show_default=True,
+    help="How long to wait out an outage (e.g. 90s, 15m, 1h) before giving up with exit 3.",
+)
+@click.option(
     "--attempts",
     type=click.IntRange(1, 20),
     default=5,
@@ -185,14 +225,16 @@ def run(**options: Any) -> None:
         log_format=options["log_format"] or ("text" if sys.stderr.isatty() else "json"),
         debug=options["debug"],
         run_id=(run_id := os.urandom(4).hex()),
-        secrets=[api_key or "", os.environ.get("KOSCOM_PSEUDONYM_KEY", "")],
+        secrets=[api_key or "", os.environ.get("KOSCOM_PSEUDONYM_KEY", ""), *_proxy_passwords()],
     )
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     os.umask(0o077)  # outputs and progress hold CIs: never world-readable
+    _no_core_dumps()
     try:
         result = _run(options, api_key, run_id, log)
-    except KeyboardInterrupt:
-        _fail("interrupted; progress is saved: run the same command again to resume", 130)
+    except KeyboardInterrupt as interrupt:  # before the job could take over
+        signum = interrupt.args[0] if interrupt.args else signal.SIGINT
+        _fail("interrupted; progress is saved: run the same command again to resume", 128 + signum)
     except Exception as exc:
         _explain(exc, options["debug"], redactor)
     _print_summary(result.summary, result.outputs)
@@ -245,6 +287,8 @@ def _run(options: dict[str, Any], api_key: str | None, run_id: str, log: Any) ->
         rate=options["rate"],
         concurrency=options["concurrency"],
         timeout=options["timeout"],
+        connect_timeout=options["connect_timeout"],
+        max_outage=options["max_outage"],
         retry=RetryPolicy(attempts=options["attempts"]),
         daily_reserve=options["daily_reserve"],
     )
@@ -306,11 +350,12 @@ def _is_loopback(host: str) -> bool:
 def _explain(exc: Exception, debug: bool, redactor: Any) -> NoReturn:
     """Map the job's errors to the contract's exit codes with one line; tracebacks on --debug."""
     from batch.errors import RunError  # noqa: PLC0415
+    from jobs.exits import exit_code_for  # noqa: PLC0415
 
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, RunError):
-        _fail(redactor.text(str(exc)), exc.exit_code)
+        _fail(redactor.text(str(exc)), exit_code_for(exc))
     if isinstance(exc, OSError):
         _fail(redactor.text(f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")), 2)
     _fail(f"internal error ({type(exc).__name__}); run with --debug for details", INTERNAL_ERROR)
@@ -319,6 +364,26 @@ def _explain(exc: Exception, debug: bool, redactor: Any) -> NoReturn:
 def _fail(message: str, code: int) -> NoReturn:
     print(f"member-recon: {message}", file=sys.stderr)
     sys.exit(code)
+
+
+def _no_core_dumps() -> None:
+    """A core dump would hold the API key and the CIs in flight: none for this process."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # A core_pattern that pipes to a program ignores RLIMIT_CORE; not being dumpable doesn't.
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def _proxy_passwords() -> list[str]:
+    """Passwords in the proxy URLs of the environment: the log redactor must know them."""
+    found = []
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        with contextlib.suppress(ValueError):
+            password = urlsplit(os.environ.get(name, "")).password
+            if password:
+                found.append(password)
+    return found
 
 
 def _raise_keyboard_interrupt(signum: int, _: object) -> None:

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,13 +23,18 @@ from batch.dataset import (
     stage_copy,
 )
 from batch.errors import (
+    AbortError,
     AccountingError,
+    ConfigurationError,
     InputError,
+    Interrupted,
     PausedError,
     ResumeMismatch,
     RunError,
+    StoreError,
     UsageError,
 )
+from batch.gate import GateStats
 from batch.lock import FolderLock
 from batch.progress import ProgressReport
 from batch.reader import InputFile
@@ -36,7 +42,8 @@ from batch.runner import Outcome, Runner, run_async
 from batch.store import NewItem, OpenItem, ProgressStore, Reject
 from batch.writer import OutputSet, TableWriter, write_json
 from jobs.changes import compute_changes
-from jobs.client import ClientSettings, KoscomClient, RequestStats
+from jobs.client import ClientSettings, KoscomClient
+from jobs.exits import DONE, PAUSED, TOO_MANY_ERRORS, exit_code_for, state_for
 from jobs.models import Customer
 from jobs.outputs import (
     DICTIONARY_COLUMNS,
@@ -117,26 +124,87 @@ def run(settings: RunSettings, log: Any) -> RunResult:
             _forget(out_dir)
         source = InputFile.open(settings.input_path, settings.encoding, settings.sheet)
         store = ProgressStore(out_dir / STORE_NAME)
+        stats = GateStats()
         try:
-            resumed = _claim(store, source, settings)
-            if resumed:
-                log.info("resuming", done=store.counts()["done"], folder=str(out_dir))
-            _ingest(store, source, settings, log)
-            if settings.dry_run:
-                return _dry_run(store, settings, started)
-            stats, paused = _ask_open_customers(store, settings, log)
-            result = _export(store, settings, started, stats, resumed=resumed, paused=paused)
-            if settings.dataset_root is not None:
-                result = _publish_dataset(settings.dataset_root, settings, store, result, log)
+            try:
+                resumed = _claim(store, source, settings)
+                if resumed:
+                    log.info("resuming", done=store.counts()["done"], folder=str(out_dir))
+                _ingest(store, source, settings, log)
+                if settings.dry_run:
+                    return _dry_run(store, settings, started)
+                stats, stop = _ask_open_customers(store, settings, log)
+                if stop is not None and not isinstance(stop, PausedError):
+                    raise stop
+                paused = stop if isinstance(stop, PausedError) else None
+                result = _export(store, settings, started, stats, resumed=resumed, paused=paused)
+                if settings.dataset_root is not None:
+                    result = _publish_dataset(settings.dataset_root, settings, store, result, log)
+            except KeyboardInterrupt as interrupt:  # a signal outside the asking phase
+                signum = interrupt.args[0] if interrupt.args else signal.SIGINT
+                name = signal.Signals(signum).name
+                raise Interrupted(
+                    f"stopped by {name}; progress is saved: run the same command again to resume",
+                    signum,
+                ) from None
         except RunError as exc:
+            if _writes_stop_summary(exc):
+                _write_stop_summary(store, settings, started, stats, exc)
             # A sink failure comes after the run's row is written: it is told by exit 5 alone.
             logged = isinstance(exc, UsageError | SinkError)
             if settings.dataset_root is not None and not logged:
-                _log_run(settings.dataset_root, settings, store, started, None, exc.exit_code)
+                _log_run(settings.dataset_root, settings, store, started, None, exit_code_for(exc))
             raise
         finally:
             store.close()
         return result
+
+
+def _writes_stop_summary(exc: RunError) -> bool:
+    """Aborts, signals and network misconfiguration leave a summary for the alert to read."""
+    return isinstance(exc, AbortError | Interrupted | ConfigurationError | StoreError)
+
+
+def _write_stop_summary(
+    store: ProgressStore,
+    settings: RunSettings,
+    started: dt.datetime,
+    stats: GateStats,
+    exc: RunError,
+) -> None:
+    """summary.json for a run that stopped early: its state, the reason, and the counts."""
+    counts = store.counts()
+    summary = {
+        "run_id": settings.run_id,
+        "state": state_for(exc),
+        "reason": str(exc),
+        "input": settings.input_path.name,
+        "rows": int(store.get_meta("rows_total") or 0),
+        "rejected": counts["rejected"],
+        "customers": counts["items"],
+        "answered": counts["done"] + counts["error"],
+        "unanswered": counts["pending"],
+        **_request_figures(stats),
+        "started_at": started.isoformat(),
+        "finished_at": _now().isoformat(),
+        "exit_code": exit_code_for(exc),
+    }
+    with OutputSet(settings.out_dir) as outputs:
+        write_json(outputs.aside("summary.json"), summary)
+        outputs.publish()
+
+
+def _request_figures(stats: GateStats) -> dict[str, Any]:
+    return {
+        "requests": stats.requests,
+        "retries": stats.retries,
+        "http_429": stats.http_429,
+        "daily_remaining": stats.daily_remaining,
+        "outages": stats.outages,
+        "outage_seconds": stats.outage_seconds,
+        "rate_cuts": stats.rate_cuts,
+        "unsolicited_answers": stats.unsolicited_answers,
+    }
 
 
 def _publish_dataset(
@@ -277,18 +345,18 @@ def _sort_chunk(
 
 def _ask_open_customers(
     store: ProgressStore, settings: RunSettings, log: Any
-) -> tuple[RequestStats, PausedError | None]:
+) -> tuple[GateStats, RunError | None]:
     counts = store.counts()
     open_customers = counts["pending"] + counts["error"]
     if open_customers == 0:
-        return RequestStats(), None
+        return GateStats(), None
     log.info("asking", customers=open_customers, rate=settings.client.rate)
     return run_async(_ask_all(store, settings, log, open_customers))
 
 
 async def _ask_all(
     store: ProgressStore, settings: RunSettings, log: Any, open_customers: int
-) -> tuple[RequestStats, PausedError | None]:
+) -> tuple[GateStats, RunError | None]:
     began = time.monotonic()
     async with KoscomClient(settings.client, log) as client:
         progress = ProgressReport(
@@ -318,21 +386,20 @@ async def _ask_all(
             drain_timeout=settings.client.timeout + 2,
             on_outcome=lambda outcome: progress.update(outcome.result["status"]),
         )
-        paused = None
+        stop = None
         try:
             await runner.run()
-        except PausedError as exc:
-            paused = exc
+        except RunError as exc:  # the summary still needs the request figures
+            stop = exc
         finally:
             progress.close()
-            client.stats.daily_remaining = dict(client.quota.remaining)
             log.info(
                 "asked",
                 customers=runner.finished,
                 requests=client.stats.requests,
                 retries=client.stats.retries,
             )
-    return client.stats, paused
+    return client.stats, stop
 
 
 def _stored_result(outcome: Reconciled, checked_at: dt.datetime) -> dict[str, Any]:
@@ -355,7 +422,7 @@ def _export(
     store: ProgressStore,
     settings: RunSettings,
     started: dt.datetime,
-    stats: RequestStats,
+    stats: GateStats,
     *,
     resumed: bool,
     paused: PausedError | None,
@@ -406,7 +473,11 @@ def _export(
         )
         customers = counts["items"]
         error_rate = tally["error"] / customers if customers else 0.0
-        exit_code = 4 if paused else (1 if error_rate > settings.max_error_rate else 0)
+        exit_code = (
+            PAUSED
+            if paused
+            else (TOO_MANY_ERRORS if error_rate > settings.max_error_rate else DONE)
+        )
         finished = _now()
         duration = (finished - started).total_seconds()
         summary: dict[str, Any] = {
@@ -424,10 +495,7 @@ def _export(
             "errors_by_reason": dict(errors.most_common(20)),
             "non_member_with_accounts": tally["inconsistent"],
             "accounts": accounts,
-            "requests": stats.requests,
-            "retries": stats.retries,
-            "http_429": stats.http_429,
-            "daily_remaining": stats.daily_remaining,
+            **_request_figures(stats),
             "resumed": resumed,
             "accounting_ok": accounting_ok,
             "started_at": started.isoformat(),

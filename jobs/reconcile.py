@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
-from batch.errors import ItemFailure
+from batch.errors import RequestError
 from jobs.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
 
 
@@ -62,7 +62,7 @@ class Reconciled:
 
 
 def reconcile(
-    membership: MembershipAnswer | ItemFailure, consent: ConsentAnswer | ItemFailure
+    membership: MembershipAnswer | RequestError, consent: ConsentAnswer | RequestError
 ) -> Reconciled:
     """Status is the first that applies of error, non_member, no_linked_account; else linked."""
     known_membership = membership if isinstance(membership, MembershipAnswer) else None
@@ -70,11 +70,11 @@ def reconcile(
     accounts = known_consent.accounts if known_consent else ()
     linked = len(accounts) if known_consent else None
     errors = []
-    if isinstance(membership, ItemFailure):
+    if isinstance(membership, RequestError):
         errors.append(f"{Api.REGISTER.value}: {membership.reason}")
     # A non-member is a valid answer whatever consent/search said.
     non_member = known_membership is not None and not known_membership.is_member
-    if isinstance(consent, ItemFailure) and not non_member:
+    if isinstance(consent, RequestError) and not non_member:
         errors.append(f"{Api.CONSENT.value}: {consent.reason}")
     if errors:
         status = Status.ERROR

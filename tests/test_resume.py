@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 
 from batch.lock import FolderLock
-from jobs.sandbox import Fault
+from jobs.sandbox import Fault, truth
 from tests.conftest import base_args, customers, job, spawn, write_csv
 
 STORE = ".progress.sqlite"
@@ -149,7 +150,13 @@ def test_sigterm_drains_saves_and_tells_how_to_resume(
     assert (
         "member-recon: stopped by SIGTERM; progress is saved: run the same command again" in stderr
     )
-    assert not [p.name for p in out.iterdir() if not p.name.startswith(".")]  # no outputs
+    # No outputs but the summary an alert reads: stopped, why, and what is left.
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == ["summary.json"]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["state"] == "stopped"
+    assert summary["exit_code"] == 143
+    assert "SIGTERM" in summary["reason"]
+    assert summary["unanswered"] > 0
     assert 0 < len(answered(out)) < 239
     sandbox.sandbox.configure(latency=0)
     resumed = job(sandbox, people_file, out)
@@ -176,10 +183,13 @@ def test_customers_in_error_are_asked_again_and_only_they(sandbox, tmp_path: Pat
     people = customers(30)
     path = write_csv(tmp_path / "in.csv", people)
     out = tmp_path / "out"
-    sandbox.sandbox.configure(faults=(Fault("http500", first_attempts=99, api="consent/search"),))
+    # A few members whose consent/search fails alone: their trouble, not an outage.
+    members = [ci for ci, _ in people if truth(ci).membership == "member"][:2]
+    failing = Fault("http500", first_attempts=99, api="consent/search", cis=frozenset(members))
+    sandbox.sandbox.configure(faults=(failing,))
     first = job(sandbox, path, out, "--attempts", "2")
     errors = set(first.reconciled().query("status == 'error'")["ci"])
-    assert errors
+    assert errors == set(members)
     sandbox.sandbox.configure(faults=())
     sandbox.sandbox.reset_stats()
     second = job(sandbox, path, out)

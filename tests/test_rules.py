@@ -8,16 +8,18 @@ import json
 import pytest
 
 from batch.errors import (
-    BadBody,
     CredentialsRejected,
-    PermanentFailure,
+    ItemRejected,
     RateLimited,
     ServerFailure,
+    UnexpectedAnswer,
     UsageError,
 )
-from jobs.answers import HttpAnswer, interpret, parse_date, retry_after
-from jobs.client import ClientSettings, KoscomClient
-from jobs.models import Api, ConsentAnswer, MembershipAnswer, Partner, VirtualAccount
+from batch.limits import retry_after, stated_limits
+from batch.transport import HttpAnswer
+from jobs.answers import interpret, parse_date
+from jobs.client import new_request_ids
+from jobs.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
 from jobs.reconcile import NextAction, Status, reconcile
 from jobs.sandbox import synthetic_ci
 from jobs.validation import customer_or_problem, mask_ci
@@ -56,9 +58,8 @@ def test_values_are_trimmed_before_validation() -> None:
 
 
 def test_request_ids_are_20_characters_with_one_prefix_per_run() -> None:
-    settings = ClientSettings("http://127.0.0.1:1", "k", Partner("F0995", "297"), 1, 1)
-    ids = [next(KoscomClient(settings, log=None).request_ids) for _ in range(2)]
-    one_run = KoscomClient(settings, log=None).request_ids
+    ids = [next(new_request_ids()) for _ in range(2)]
+    one_run = new_request_ids()
     first, second = next(one_run), next(one_run)
     assert len(first) == len(second) == 20
     assert first[:8] == second[:8]
@@ -107,28 +108,34 @@ def test_consent_answer_trims_com_id_and_keeps_alias_absent_as_none() -> None:
     )
 
 
-@pytest.mark.parametrize("empty", [{"vtAccList": []}, {"vtAccList": None}, {}, {"vtAccList": ""}])
-def test_missing_account_list_means_no_accounts(empty: object) -> None:
+@pytest.mark.parametrize(
+    "empty", [{"vtAccList": []}, {"vtAccList": None}, {"vtAccList": "null"}, {"vtAccList": ""}]
+)
+def test_an_empty_account_list_means_no_accounts(empty: object) -> None:
     assert interpret(Api.CONSENT, answer(200, empty)) == ConsentAnswer(())
 
 
 @pytest.mark.parametrize(
     ("api", "status", "body", "headers", "failure", "reason"),
     [
-        (Api.REGISTER, 200, {"result": "maybe"}, {}, PermanentFailure, "unknown result 'maybe'"),
-        (Api.REGISTER, 200, {}, {}, PermanentFailure, "unknown result 'nothing'"),
-        (Api.REGISTER, 200, [1], {}, PermanentFailure, "no JSON object"),
-        (Api.CONSENT, 200, {"vtAccList": "x"}, {}, PermanentFailure, "not a list"),
+        (Api.REGISTER, 200, {"result": "maybe"}, {}, UnexpectedAnswer, "unknown result 'maybe'"),
+        (Api.REGISTER, 200, {}, {}, UnexpectedAnswer, "unknown result 'nothing'"),
+        (Api.REGISTER, 200, [1], {}, UnexpectedAnswer, "no JSON object"),
+        (Api.CONSENT, 200, {"vtAccList": "x"}, {}, UnexpectedAnswer, "not a list"),
+        (Api.CONSENT, 200, {}, {}, UnexpectedAnswer, "without vtAccList"),
+        (Api.CONSENT, 200, {"data": []}, {}, UnexpectedAnswer, "without vtAccList"),
+        (Api.CONSENT, 302, b"", {"location": "/x"}, UnexpectedAnswer, "HTTP 302 redirect"),
+        (Api.REGISTER, 204, b"", {}, UnexpectedAnswer, "HTTP 204"),
         (
             Api.CONSENT,
             200,
             {"vtAccList": [{"comId": "1"}]},
             {},
-            PermanentFailure,
+            UnexpectedAnswer,
             "without vtAccNo",
         ),
-        (Api.REGISTER, 200, b'{"result": "mem', {}, BadBody, "truncated or invalid JSON"),
-        (Api.REGISTER, 200, b"OK", {}, BadBody, "not JSON"),
+        (Api.REGISTER, 200, b'{"result": "mem', {}, UnexpectedAnswer, "truncated or invalid JSON"),
+        (Api.REGISTER, 200, b"OK", {}, UnexpectedAnswer, "not JSON"),
         (Api.REGISTER, 502, b"<html><body>Bad Gateway</body></html>", {}, ServerFailure, "HTML"),
         (Api.REGISTER, 500, b"Internal Server Error", {}, ServerFailure, "HTTP 500"),
         (Api.REGISTER, 503, b"", {}, ServerFailure, "an empty body"),
@@ -146,10 +153,10 @@ def test_missing_account_list_means_no_accounts(empty: object) -> None:
             500,
             {"category": "c", "code": 1234, "message": "boom"},
             {},
-            PermanentFailure,
+            ItemRejected,
             "platform error 1234 (boom)",
         ),
-        (Api.REGISTER, 400, {"message": "bad"}, {}, PermanentFailure, "HTTP 400"),
+        (Api.REGISTER, 400, {"message": "bad"}, {}, ItemRejected, "HTTP 400"),
     ],
 )
 def test_failures_are_classified(api, status, body, headers, failure, reason) -> None:
@@ -191,6 +198,22 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after({}) is None
     assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
     assert retry_after({"retry-after": "soon"}) is None
+
+
+def test_stated_limits_read_kong_headers() -> None:
+    kong = {
+        "x-ratelimit-limit-second": "10",
+        "x-ratelimit-remaining-second": "3",
+        "x-ratelimit-limit-minute": "300",
+        "x-ratelimit-limit-day": "100000",
+        "x-ratelimit-remaining-day": "99000",
+    }
+    limits = stated_limits(kong)
+    assert limits.per_second == 5.0  # 300 a minute is tighter than 10 a second
+    assert (limits.day_limit, limits.day_remaining, limits.hold_for) == (100000, 99000, None)
+    spent = {"ratelimit-limit": "10", "ratelimit-remaining": "0", "ratelimit-reset": "1"}
+    assert stated_limits(spent).hold_for == 1.0
+    assert stated_limits({"x-ratelimit-limit-second": "ten"}).per_second is None
 
 
 def test_parse_date() -> None:

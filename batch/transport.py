@@ -1,0 +1,242 @@
+"""HTTP through aiohttp: one session per run, the environment's proxy and CAs, bounded answers.
+
+aiohttp's errors are translated here into the engine's tree (`batch.errors`), by what
+happened: timeouts, connections, protocol, and configuration that cannot work.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+from urllib.request import getproxies_environment
+
+import aiohttp
+
+from batch.errors import (
+    AnswerTimeout,
+    CertificateError,
+    ConnectionFailure,
+    ConnectTimeout,
+    NameResolutionError,
+    ProtocolError,
+    ProxyRefused,
+)
+
+MAX_BODY = 1 << 20  # a real answer is a few hundred bytes; a megabyte is plenty
+MAX_FIELD = 8190  # one header line; aiohttp's default, kept
+MAX_HEADERS = 64  # a gateway's answer carries a dozen
+_PROXY_CREDENTIALS = (
+    "the proxy asks for credentials (407); put them in the proxy URL, "
+    "e.g. HTTPS_PROXY=http://user:password@proxy:3128"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """What came back for one request, before interpretation; header names are lower-case."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TransportSettings:
+    """Where requests go and how long and how large they may be."""
+
+    base_url: str
+    headers: Mapping[str, str] = field(repr=False)  # carries the API key
+    connections: int
+    connect_timeout: float = 10.0
+    answer_timeout: float = 10.0
+    max_body: int = MAX_BODY
+
+
+def tls_context() -> ssl.SSLContext:
+    """Verify against the system CAs, plus `SSL_CERT_FILE`/`SSL_CERT_DIR` (a bank's private CA)."""
+    context = ssl.create_default_context()  # OpenSSL reads SSL_CERT_FILE/SSL_CERT_DIR here
+    if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
+        # Those variables replace the system store; load it as well, so that a private
+        # CA is added to the public ones instead of replacing them.
+        defaults = ssl.get_default_verify_paths()
+        if defaults.openssl_cafile and Path(defaults.openssl_cafile).is_file():
+            context.load_verify_locations(cafile=defaults.openssl_cafile)
+        if defaults.openssl_capath and Path(defaults.openssl_capath).is_dir():
+            context.load_verify_locations(capath=defaults.openssl_capath)
+    return context
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment names for `url` (host:port only, never credentials)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    # typeshed leaves this out; it is the function aiohttp's trust_env uses for NO_PROXY too.
+    if urllib.request.proxy_bypass_environment(host):  # type: ignore[attr-defined]
+        return None
+    proxy = getproxies_environment().get(parts.scheme)
+    if not proxy:
+        return None
+    proxy_parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    port = f":{proxy_parts.port}" if proxy_parts.port else ""
+    return f"{proxy_parts.hostname}{port}"
+
+
+class _StrictConnector(aiohttp.TCPConnector):
+    """Never reuses a kept-alive connection on which an answer arrived that nobody asked for.
+
+    aiohttp parses bytes that arrive on an idle pooled connection and hands them to the
+    next request sent on it: a gateway that sends an answer twice would have it read as
+    the next customer's. Such a connection is closed instead, and counted.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.unsolicited = 0
+
+    async def _get(self, key: Any, traces: list[Any]) -> Any:
+        while True:
+            connection = await super()._get(key, traces)
+            protocol = connection.protocol if connection is not None else None
+            if connection is None or protocol is None or not protocol.should_close:
+                return connection
+            self.unsolicited += 1
+            connection.close()
+
+
+class HttpTransport:
+    """POSTs bodies to paths under one base URL over a pool of kept-alive connections."""
+
+    def __init__(self, settings: TransportSettings) -> None:
+        self.settings = settings
+        self._base = settings.base_url.rstrip("/") + "/"
+        self._host = urlsplit(settings.base_url).hostname or "?"
+        self._session: aiohttp.ClientSession | None = None
+        self._connector: _StrictConnector | None = None
+
+    @property
+    def unsolicited_answers(self) -> int:
+        """Answers that arrived on an idle connection; each closed its connection."""
+        return self._connector.unsolicited if self._connector is not None else 0
+
+    async def __aenter__(self) -> Self:
+        self._connector = _StrictConnector(
+            limit=self.settings.connections, ssl=tls_context(), ttl_dns_cache=300
+        )
+        self._session = aiohttp.ClientSession(
+            connector=self._connector,
+            headers=dict(self.settings.headers),
+            trust_env=True,  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY, credentials in the proxy URL
+            timeout=aiohttp.ClientTimeout(
+                total=self.settings.connect_timeout + self.settings.answer_timeout,
+                sock_connect=self.settings.connect_timeout,
+                sock_read=self.settings.answer_timeout,
+            ),
+            max_field_size=MAX_FIELD,
+            max_line_size=MAX_FIELD,
+            max_headers=MAX_HEADERS,
+            cookie_jar=aiohttp.DummyCookieJar(),  # a gateway's cookies must not follow us
+            raise_for_status=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def post(self, path: str, body: bytes) -> HttpAnswer:
+        """One POST; raise a `TransportError` or `ConfigurationError` when no answer came."""
+        assert self._session is not None, "use HttpTransport as an async context manager"
+        try:
+            async with self._session.post(
+                self._base + path, data=body, allow_redirects=False
+            ) as response:
+                if response.status == 407:  # a plain-HTTP proxy's refusal comes as an answer
+                    raise ProxyRefused(_PROXY_CREDENTIALS)
+                content = await self._read_bounded(response)
+                headers = {name.lower(): value for name, value in response.headers.items()}
+                return HttpAnswer(response.status, headers, content)
+        except aiohttp.ClientError as exc:
+            raise self._translate(exc) from exc
+        except TimeoutError as exc:  # the total budget ran out: the answer was too slow
+            raise AnswerTimeout(f"no answer within {self.settings.answer_timeout:g} s") from exc
+
+    async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self.settings.max_body
+        if response.content_length is not None and response.content_length > limit:
+            raise ProtocolError(f"an answer of {response.content_length} bytes, over {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise ProtocolError(f"an answer of more than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _translate(self, exc: aiohttp.ClientError) -> Exception:
+        """The engine's error for what aiohttp saw; the reason never holds a secret."""
+        host = self._host
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+            reason = getattr(exc.certificate_error, "verify_message", "") or str(
+                exc.certificate_error
+            )
+            return CertificateError(
+                f"the TLS certificate of {host} failed verification ({reason}); if your "
+                "network uses its own CA, set SSL_CERT_FILE to its PEM bundle"
+            )
+        if isinstance(exc, aiohttp.ClientConnectorDNSError):
+            return NameResolutionError(
+                f"cannot resolve {exc.host} ({_os_reason(exc)}); check --base-url, or set "
+                "HTTPS_PROXY if the API is reached through a proxy"
+            )
+        if isinstance(exc, aiohttp.ClientHttpProxyError):
+            return _proxy_error(exc, host)
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return ConnectTimeout(f"no connection within {self.settings.connect_timeout:g} s")
+        if isinstance(exc, aiohttp.ServerTimeoutError):
+            return AnswerTimeout(f"no answer within {self.settings.answer_timeout:g} s")
+        if isinstance(exc, aiohttp.ClientResponseError):  # the answer's head was not HTTP
+            return ProtocolError(f"an answer that is not valid HTTP ({exc.message})"[:160])
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return ConnectionFailure("the answer broke off before its end")
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            return ConnectionFailure("the server closed the connection without an answer")
+        if isinstance(exc, aiohttp.ClientProxyConnectionError):
+            return ConnectionFailure(f"cannot connect to the proxy ({_os_reason(exc)})")
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return ConnectionFailure(f"cannot connect to {exc.host} ({_os_reason(exc)})")
+        return ConnectionFailure(f"connection failed ({type(exc).__name__})")
+
+
+def _proxy_error(exc: aiohttp.ClientHttpProxyError, host: str) -> Exception:
+    """A proxy that refuses is configuration; one that fails may be an outage."""
+    squid_error = exc.headers.get("X-Squid-Error", "") if exc.headers else ""
+    if exc.status == 407:
+        return ProxyRefused(_PROXY_CREDENTIALS)
+    if exc.status == 403:
+        return ProxyRefused(
+            f"the proxy refused to connect to {host} (403); ask for it to be allowed"
+        )
+    if squid_error.startswith("ERR_DNS_FAIL"):
+        return NameResolutionError(f"the proxy cannot resolve {host}; check --base-url")
+    return ConnectionFailure(f"the proxy could not reach {host} (HTTP {exc.status})")
+
+
+def _os_reason(exc: aiohttp.ClientOSError) -> str:
+    error = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+    if isinstance(error, socket.gaierror):
+        return error.strerror or "name not known"
+    return getattr(error, "strerror", None) or type(error).__name__
