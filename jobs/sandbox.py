@@ -207,7 +207,8 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve `sandbox` until `stop` is set or the task is cancelled; `ready` gets the base URL."""
-    runner = web.AppRunner(sandbox.app(), access_log=None)
+    # A second to finish on stop: a `slow` answer or a hostile stream must not hold it.
+    runner = web.AppRunner(sandbox.app(), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
         site = await _listen(runner, host, port)
