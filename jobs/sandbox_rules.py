@@ -4,7 +4,8 @@ No I/O here. `decide` turns one request (API, `apikey` header, body) and `now` i
 `Answer`; jobs/sandbox.py sends it. The state it updates (quota windows, stats) is passed in,
 so tests drive the rules with a made-up clock. The order follows a Kong gateway in front of
 the platform: outage (nginx before Kong), key, per-second/minute limit, daily cap, envelope,
-then the injected fault or the true answer (jobs/sandbox_truth.py).
+then the injected fault or the true answer. The config and its spellings live in
+jobs/sandbox_config.py and the true answers in jobs/sandbox_truth.py, both pure as well.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ def _admitted(config: SandboxConfig, state: SandboxState, asked: Asked, now: flo
     else:
         state.stats.faults[kind] += 1
         answer = fault_answer(kind, asked.api, ci, config, headers)
-    return replace(answer, delay=answer.delay + config.latency)
+    return replace(answer, delay=answer.delay + config.latency) if config.latency else answer
 
 
 def limit_answer(
