@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import datetime as dt
-import gc
 import ipaddress
 import os
 import resource
@@ -439,6 +438,12 @@ def _print_summary(summary: dict[str, Any], outputs: tuple[Path, ...]) -> None:
     help="Environment variable holding the key the sandbox accepts [default key: sandbox-key].",
 )
 @click.option("--rate-limit", type=click.IntRange(min=1), help="Requests per sliding second.")
+@click.option("--minute-limit", type=click.IntRange(min=1), help="Requests per sliding minute.")
+@click.option(
+    "--limit-headers",
+    is_flag=True,
+    help="State the limits as Kong does: X-RateLimit-*-Second/-Minute and RateLimit-*.",
+)
 @click.option("--daily-cap", type=click.IntRange(min=0), help="Requests per API per day.")
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option(
@@ -447,7 +452,21 @@ def _print_summary(summary: dict[str, Any], outputs: tuple[Path, ...]) -> None:
     multiple=True,
     metavar="KIND:P[:API]|KIND:firstN[:API]",
     help="Inject a fault; repeatable. Kinds: http500 http503 http429 html truncated "
-    "notjson reset slow unknown_result.",
+    "notjson reset slow unknown_result unknown_shape redirect duplicate endless_headers "
+    "huge_body.",
+)
+@click.option("--gzip", is_flag=True, help="Gzip every answer, whatever the client accepts.")
+@click.option(
+    "--close-after", type=click.IntRange(min=1), help="Close each connection after N answers."
+)
+@click.option(
+    "--close-silently", is_flag=True, help="With --close-after: no `Connection: close` header."
+)
+@click.option(
+    "--outage",
+    metavar="KIND:SECONDS[@AFTER]",
+    help="Fail every request for SECONDS, AFTER seconds from start. Kinds: html http503 "
+    "reset refused.",
 )
 @click.option("--flip", default="", help="A salt that changes every answer (a different 'day').")
 @click.option(
@@ -457,54 +476,39 @@ def _print_summary(summary: dict[str, Any], outputs: tuple[Path, ...]) -> None:
 )
 def sandbox(**options: Any) -> None:
     """Run a local emulator of both APIs, for demos and tests."""
-    import asyncio  # noqa: PLC0415
+    import time  # noqa: PLC0415
 
-    from aiohttp import web  # noqa: PLC0415
-
-    from jobs.sandbox import BASE_PATH, Fault, Sandbox, SandboxConfig  # noqa: PLC0415
+    from jobs.sandbox import Fault, Outage, Sandbox, SandboxConfig, run_forever  # noqa: PLC0415
 
     try:
         faults = tuple(Fault.parse(spec) for spec in options["faults"])
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fault") from None
+    try:
+        outage = options["outage"] and Outage.parse(options["outage"], time.monotonic())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--outage") from None
     config = SandboxConfig(
         api_key=os.environ.get(options["api_key_env"], "sandbox-key"),
         rate_limit=options["rate_limit"],
+        minute_limit=options["minute_limit"],
+        limit_headers=options["limit_headers"],
         daily_cap=options["daily_cap"],
         latency=options["latency_ms"] / 1000,
         faults=faults,
         answer_salt=options["flip"],
+        gzip=options["gzip"],
+        close_after=options["close_after"],
+        close_silently=options["close_silently"],
+        outage=outage or None,
     )
-    emulator = Sandbox(config)
 
-    async def serve() -> None:
-        runner = web.AppRunner(emulator.app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, options["host"], options["port"], backlog=1024)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
-        url = f"http://{options['host']}:{port}{BASE_PATH}"
-        # The emulator stamps arrivals to count its window; a full GC pause would bunch
-        # them, which no real gateway does, so what it holds at start is frozen out of GC.
-        gc.collect()
-        gc.freeze()
+    def ready(url: str) -> None:
         print(f"sandbox listening on {url}", flush=True)
         if options["ready_file"]:
             options["ready_file"].write_text(url + "\n")
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
 
-    from batch.runner import fast_loop_factory  # noqa: PLC0415
-
-    # uvloop: the emulator shares the machine with the job it measures; the cheaper it
-    # answers, the more a benchmark measures the client and not the emulator.
-    with (
-        contextlib.suppress(KeyboardInterrupt),
-        asyncio.Runner(loop_factory=fast_loop_factory()) as loop,
-    ):
-        loop.run(serve())
+    run_forever(Sandbox(config), options["host"], options["port"], ready)
 
 
 def main() -> None:

@@ -39,9 +39,7 @@ def sandbox_thread() -> Iterator[SandboxThread]:
 @pytest.fixture
 def sandbox(sandbox_thread: SandboxThread) -> SandboxThread:
     """The session's sandbox, reset to an honest, unlimited API for each test."""
-    sandbox_thread.sandbox.config = SandboxConfig(api_key=API_KEY)
-    sandbox_thread.sandbox.reset_stats()
-    sandbox_thread.sandbox._window.clear()
+    sandbox_thread.sandbox.reset(SandboxConfig(api_key=API_KEY))
     return sandbox_thread
 
 
@@ -146,6 +144,15 @@ class SandboxProcess:
         root = self.base_url.split("/v1/")[0]
         with urllib.request.urlopen(f"{root}/_sandbox/stats", timeout=10) as answer:
             return dict(json.load(answer))
+
+    def configure(self, **changes: Any) -> None:
+        """Change the running sandbox through `POST /_sandbox/configure`."""
+        root = self.base_url.split("/v1/")[0]
+        request = urllib.request.Request(
+            f"{root}/_sandbox/configure", data=json.dumps(changes).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert json.load(answer) == {"ok": True}
 
 
 @contextlib.contextmanager
