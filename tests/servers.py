@@ -154,6 +154,7 @@ def foreground(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # one group to kill, and no terminal signals from pytest's
+            umask=0o022,  # its files as usual, whatever umask an in-process job run left
         )
     try:
         try:
@@ -198,6 +199,16 @@ def work_folder(prefix: str, owner: str | None = None) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def put(path: Path, text: str) -> None:
+    """Write a file the server can read after it dropped root.
+
+    Explicit mode: the job sets umask 077 in-process (its outputs hold CIs), and a test run
+    after it would otherwise write the config and hosts files unreadable to squid's user.
+    """
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o644)
 
 
 def read_log(path: Path) -> list[str]:
@@ -444,7 +455,7 @@ def write_certificates(folder: Path, server_name: str) -> Path:
     (folder / "server.pem").write_bytes(b"".join(pem.bytes() for pem in cert.cert_chain_pems))
     cert.private_key_pem.write_to_path(str(folder / "server.key"))
     ca_file = folder / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
+    put(ca_file, ca.cert_pem.bytes().decode())
     return ca_file
 
 
@@ -476,7 +487,8 @@ def nginx_gateway(
         @contextlib.contextmanager
         def launch(port: int) -> Iterator[None]:
             config = folder / "nginx.conf"
-            config.write_text(
+            put(
+                config,
                 nginx_config(
                     folder,
                     port,
@@ -488,7 +500,6 @@ def nginx_gateway(
                     keepalive_requests=keepalive_requests,
                     server_name=server_name,
                 ),
-                encoding="utf-8",
             )
             (folder / "inner.sock").unlink(missing_ok=True)  # left by a try that failed
             # -e: the error log before the config is read (else /var/log/nginx/error.log).
@@ -537,6 +548,7 @@ def squid_config(folder: Path, port: int, names: Sequence[str]) -> str:
         # Should a lookup happen at all (the ACLs below refuse unknown names first), it goes
         # to a resolver that is not there, never the machine's. UDP sockets stay on loopback.
         dns_nameservers 127.0.0.1
+        dns_timeout 2 seconds
         udp_incoming_address 127.0.0.1
         udp_outgoing_address 127.0.0.1
         icp_port 0
@@ -571,12 +583,12 @@ def squid_proxy(hosts: Mapping[str, str]) -> Iterator[Proxy]:
     with work_folder("squid", owner="proxy") as folder:
         hosts = {"localhost": "127.0.0.1", **hosts}
         lines = [f"{address} {name}" for name, address in hosts.items()]
-        (folder / "hosts").write_text("\n".join([*lines, ""]), encoding="utf-8")
+        put(folder / "hosts", "\n".join([*lines, ""]))
 
         @contextlib.contextmanager
         def launch(port: int) -> Iterator[None]:
             config = folder / "squid.conf"
-            config.write_text(squid_config(folder, port, list(hosts)), encoding="utf-8")
+            put(config, squid_config(folder, port, list(hosts)))
             argv = [squid, "-N", "-f", str(config)]
             # SIGKILL: a clean shutdown takes 1.5 s even with shutdown_lifetime 0, and there is
             # nothing to save (no cache; access.log is written line by line, unbuffered).
@@ -615,7 +627,7 @@ def tinyproxy(*, basic_auth: tuple[str, str] | None = None) -> Iterator[Proxy]:
         @contextlib.contextmanager
         def launch(port: int) -> Iterator[None]:
             config = folder / "tinyproxy.conf"
-            config.write_text(tinyproxy_config(folder, port, basic_auth), encoding="utf-8")
+            put(config, tinyproxy_config(folder, port, basic_auth))
             argv = [binary, "-d", "-c", str(config)]
             # Its LogFile is its own to create: as root it writes it as the tinyproxy user.
             with foreground("tinyproxy", argv, port, folder / "out.log"):

@@ -9,11 +9,13 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import os
 import shutil
 import socket
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -35,6 +37,14 @@ pytest_plugins = ["tests.conftest_servers"]
 
 SEARCH = "/v1/common/member/register/search"
 TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+@pytest.fixture
+def job_umask() -> Iterator[None]:
+    """The umask an in-process run of the job leaves behind (077: its outputs hold CIs)."""
+    previous = os.umask(0o077)
+    yield
+    os.umask(previous)
 
 
 @dataclass
@@ -143,12 +153,14 @@ async def test_squid_reaches_the_api_host_by_connect(koscom_squid: Proxy, upstre
     assert any(f"CONNECT {KOSCOM_HOST}:{gateway.port}" in x for x in koscom_squid.log_lines())
 
 
-def test_squid_proxies_plain_http_to_the_api_host(koscom_squid: Proxy, upstream: JsonUpstream):
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": koscom_squid.url}))
+@pytest.mark.usefixtures("job_umask")  # squid, no longer root, must still read its hosts file
+def test_squid_proxies_plain_http_to_the_api_host(upstream: JsonUpstream):
     url = f"http://{KOSCOM_HOST}:{upstream.port}/v1/common/member/register/search"
-    with opener.open(url, timeout=10) as answer:
-        assert json.load(answer) == {"result": "member"}
-    assert any(f"GET {url}" in line for line in koscom_squid.log_lines())
+    with squid_proxy({KOSCOM_HOST: "127.0.0.1"}) as squid:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": squid.url}))
+        with opener.open(url, timeout=10) as answer:
+            assert json.load(answer) == {"result": "member"}
+    assert any(f"GET {url}" in line for line in squid.log_lines())
 
 
 def test_squid_refuses_a_name_it_was_not_given(upstream: JsonUpstream):
@@ -195,6 +207,7 @@ def test_tinyproxy_without_auth_passes_plain_http(tinyproxy_server: Proxy, upstr
         assert json.load(answer) == {"result": "member"}
 
 
+@pytest.mark.usefixtures("job_umask")
 async def test_tinyproxy_asks_for_credentials(upstream: JsonUpstream):
     with (
         tinyproxy(basic_auth=("recon", "s3cret")) as proxy,
