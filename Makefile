@@ -26,6 +26,7 @@ format: $(STAMP)
 
 test: lint
 	@bash scripts/ensure-postgres.sh
+	@bash scripts/ensure-network-servers.sh
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
