@@ -48,7 +48,15 @@ class RunError(BatchError):
 
 
 class UsageError(RunError):
-    """Bad usage, configuration or input: nothing was asked."""
+    """Bad usage, configuration or input: nothing was asked.
+
+    `setting` names the setting that would fix it (e.g. "encoding"); the CLI turns it
+    into a hint naming its flag, which the engine never names.
+    """
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class InputError(UsageError):

@@ -5,7 +5,7 @@ a body, and the daily cap it draws on) and a `read` function that turns an
 `HttpAnswer` into the job's typed answer or raises an `AnswerError` saying what the
 answer was. The gate decides what follows:
 
-* pacing: `AdaptiveLimiter`, at most `--rate`, settling near the gateway's real limit;
+* pacing: `AdaptiveLimiter`, at most the configured rate, settling near the gateway's real limit;
 * the daily cap: `DailyQuota`, never below the reserve (a `PausedError` instead);
 * retry: transport errors, 429s and server failures, with stamina's backoff or the
   server's Retry-After, `attempts` times at most;

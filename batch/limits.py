@@ -1,6 +1,6 @@
 """What a gateway says of its limits in its answer headers (pure parsing).
 
-Kong, the gateway KOSCOM runs, sends `X-RateLimit-Limit-<Window>` and
+Kong (a common API gateway) sends `X-RateLimit-Limit-<Window>` and
 `X-RateLimit-Remaining-<Window>` for each configured window, and the IETF draft's
 `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` for the tightest one.
 Header names are looked up lower-case.

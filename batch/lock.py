@@ -26,8 +26,8 @@ class FolderLock:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise DirLocked(
-                f"{self.path.parent} is in use by another run (pid {holder}); "
-                "wait for it or choose another --out"
+                f"{self.path.parent} is in use by another run (pid {holder})",
+                setting="out_dir_busy",
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

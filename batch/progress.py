@@ -8,6 +8,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from batch.log import Log
+
 
 class ProgressReport:
     """Counts finished items by state; shows them as a tqdm bar or as periodic log lines."""
@@ -17,9 +19,10 @@ class ProgressReport:
         total: int,
         *,
         tty: bool,
-        log: Any,
+        log: Log,
         interval: float = 30.0,
         extra: Callable[[], dict[str, Any]] | None = None,
+        unit: str = "it",
     ) -> None:
         self.total = total
         self.done = 0
@@ -37,7 +40,7 @@ class ProgressReport:
             size = shutil.get_terminal_size()
             self._bar = tqdm(
                 total=total,
-                unit="cust",
+                unit=unit,
                 ncols=min(size.columns, 140),
                 nrows=size.lines,
                 smoothing=0.05,

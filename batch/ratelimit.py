@@ -1,6 +1,6 @@
 """Request pacing that settles near a gateway's real limit: one timer wakes waiters in order.
 
-The rate starts at the configured ceiling (`--rate`). A 429 cuts it, at most once per
+The rate starts at the configured ceiling. A 429 cuts it, at most once per
 window, to a fraction of what the gateway accepted in the last window; then the rate
 probes upward again, slowly while 429s are recent and faster after a quiet spell. A
 limit the gateway states in its headers lowers the ceiling, never raises it.
@@ -55,7 +55,7 @@ class AdaptiveLimiter:
 
     @property
     def ceiling(self) -> float:
-        """The most this limiter will ever allow: `--rate`, or less if the gateway said so."""
+        """The most it will ever allow: the configured rate, or less if the gateway said so."""
         return self._ceiling
 
     async def acquire(self) -> None:

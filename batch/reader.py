@@ -7,15 +7,14 @@ import contextlib
 import csv
 import gzip
 import hashlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
 from batch.errors import InputError
 
 _BLOCK = 1 << 20
-_KOREAN_CODECS = frozenset({"cp949", "euc_kr", "johab", "iso2022_kr"})
 _SNIFF_BYTES = 256 * 1024
 
 
@@ -37,10 +36,22 @@ class InputFile:
     compressed: bool
     encoding: str | None  # None but for CSV
     sheet: str | None = None  # xlsx: None for the first sheet
+    legacy: Mapping[str, str] = field(default_factory=dict)  # detected codec -> codec to read
 
     @classmethod
-    def open(cls, path: Path, encoding: str | None = None, sheet: str | None = None) -> InputFile:
-        """Recognise the file's kind and, for CSV, its encoding unless given."""
+    def open(
+        cls,
+        path: Path,
+        encoding: str | None = None,
+        sheet: str | None = None,
+        legacy: Mapping[str, str] | None = None,
+    ) -> InputFile:
+        """Recognise the file's kind and, for CSV, its encoding unless given.
+
+        Text that is not UTF-8 is read with `legacy[guess]` when charset detection
+        guesses one of `legacy`'s codecs (e.g. EUC-KR read as its superset CP949).
+        """
+        legacy = dict(legacy or {})
         if not path.is_file():
             raise InputError(f"input {path} does not exist or is not a file")
         name = path.name.lower()
@@ -55,8 +66,10 @@ class InputFile:
                     codecs.lookup(encoding)
                 except LookupError:
                     raise InputError(f"unknown encoding {encoding!r}") from None
-            probe = cls(path, "csv", compressed, encoding)
-            return probe if encoding else cls(path, "csv", compressed, probe.detect_encoding())
+            probe = cls(path, "csv", compressed, encoding, legacy=legacy)
+            if encoding:
+                return probe
+            return cls(path, "csv", compressed, probe.detect_encoding(), legacy=legacy)
         raise InputError(f"input {path.name}: expected .csv, .csv.gz, .parquet or .xlsx")
 
     def fingerprint(self) -> str:
@@ -92,12 +105,15 @@ class InputFile:
 
         matches = charset_normalizer.from_bytes(sample)
         guesses = [m.encoding for m in matches]
-        if any(g in _KOREAN_CODECS for g in guesses):
-            return "cp949"  # a superset of EUC-KR, as Korean Excel writes it
+        for guess in guesses:
+            if guess in self.legacy:
+                return self.legacy[guess]
         seen = guesses[0] if guesses else "unknown"
+        known = "/".join(sorted({c.upper() for c in self.legacy.values()}))
         raise InputError(
-            f"input {self.path.name} is neither UTF-8 nor CP949/EUC-KR (looks like {seen}); "
-            "pass --encoding"
+            f"input {self.path.name} is neither UTF-8 nor {known or 'a known encoding'} "
+            f"(looks like {seen})",
+            setting="encoding",
         )
 
     def iter_chunks(self, chunk_rows: int, skip_rows: int = 0) -> Iterator[list[RawRow]]:
@@ -162,8 +178,8 @@ class InputFile:
                     yield RawRow(number, dict(zip(header, fields, strict=True)))
         except UnicodeDecodeError:
             raise InputError(
-                f"input {self.path.name}: row {number + 1} is not valid {self.encoding}; "
-                "pass --encoding"
+                f"input {self.path.name}: row {number + 1} is not valid {self.encoding}",
+                setting="encoding",
             ) from None
         except csv.Error as exc:
             raise InputError(f"input {self.path.name}: row {number + 1}: {exc}") from None
@@ -220,5 +236,5 @@ def _as_text(value: object) -> str | None:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # Excel keeps customer numbers as floats
+        return str(int(value))  # Excel keeps whole numbers (ids) as floats
     return str(value)

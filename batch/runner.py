@@ -17,10 +17,14 @@ from batch.store import OpenItem, ProgressStore
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one item ended as: `done` (final) or `error` (asked again on resume)."""
+    """What one item ended as: `done` (final) or `error` (asked again on resume).
+
+    `result` is the record as the store keeps it; `label` is what a progress bar counts.
+    """
 
     state: str
     result: dict[str, Any]
+    label: str = ""
 
 
 Handler = Callable[[OpenItem], Awaitable[Outcome]]

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from batch.errors import UsageError
+
 SCHEMA_VERSION = "1"
 
 _SCHEMA = """
@@ -91,6 +93,20 @@ class ProgressStore:
         self._db.execute(
             "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
         )
+        found = self.get_meta("schema_version")
+        if found != SCHEMA_VERSION:
+            self._db.close()
+            raise UsageError(
+                f"{path} was written by another version of this program (store schema "
+                f"{found}, this one reads {SCHEMA_VERSION})",
+                setting="fresh",
+            )
+
+    @staticmethod
+    def remove(path: Path) -> None:
+        """Delete a store and SQLite's side files (write-ahead log, shared memory)."""
+        for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+            (path.parent / name).unlink(missing_ok=True)
 
     def close(self) -> None:
         self.checkpoint()

@@ -53,7 +53,7 @@ class TransportSettings:
     """Where requests go and how long and how large they may be."""
 
     base_url: str
-    headers: Mapping[str, str] = field(repr=False)  # carries the API key
+    headers: Mapping[str, str] = field(repr=False)  # carries credentials
     connections: int
     connect_timeout: float = 10.0
     answer_timeout: float = 10.0
@@ -94,7 +94,7 @@ class _StrictConnector(aiohttp.TCPConnector):
 
     aiohttp parses bytes that arrive on an idle pooled connection and hands them to the
     next request sent on it: a gateway that sends an answer twice would have it read as
-    the next customer's. Such a connection is closed instead, and counted.
+    the next request's. Such a connection is closed instead, and counted.
     """
 
     def __init__(self, **options: Any) -> None:
@@ -199,8 +199,9 @@ class HttpTransport:
             )
         if isinstance(exc, aiohttp.ClientConnectorDNSError):
             return NameResolutionError(
-                f"cannot resolve {exc.host} ({_os_reason(exc)}); check --base-url, or set "
-                "HTTPS_PROXY if the API is reached through a proxy"
+                f"cannot resolve {exc.host} ({_os_reason(exc)}); check the API's URL, or set "
+                "HTTPS_PROXY if the API is reached through a proxy",
+                setting="base_url",
             )
         if isinstance(exc, aiohttp.ClientHttpProxyError):
             return _proxy_error(exc, host)
@@ -231,7 +232,9 @@ def _proxy_error(exc: aiohttp.ClientHttpProxyError, host: str) -> Exception:
             f"the proxy refused to connect to {host} (403); ask for it to be allowed"
         )
     if squid_error.startswith("ERR_DNS_FAIL"):
-        return NameResolutionError(f"the proxy cannot resolve {host}; check --base-url")
+        return NameResolutionError(
+            f"the proxy cannot resolve {host}; check the API's URL", setting="base_url"
+        )
     return ConnectionFailure(f"the proxy could not reach {host} (HTTP {exc.status})")
 
 

@@ -84,7 +84,7 @@ class TableWriter:
         if file_format == "parquet":
             import pyarrow.parquet as pq  # noqa: PLC0415
 
-            # Only low-cardinality columns are dictionary-encoded; a CI column never repeats.
+            # Only low-cardinality columns are dictionary-encoded; a key column never repeats.
             self._writer: Any = pq.ParquetWriter(
                 path, schema, compression="zstd", use_dictionary=list(dictionary) or False
             )

@@ -8,9 +8,11 @@ else, so an outage never looks like customers losing their accounts.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
+from batch.dataset import earlier_partitions
 from jobs.outputs import SCHEMA_METADATA
 
 EVENTS = (
@@ -117,3 +119,14 @@ def compute_changes(
             },
         ).to_arrow_table()
     return table.cast(schema).replace_schema_metadata(schema.metadata)
+
+
+def previous_run(root: Path, run_date: dt.date) -> tuple[Path, Path, dt.date] | None:
+    """The latest earlier partition of a finished run, to compare this one with."""
+    for day, partition in earlier_partitions(root, run_date):
+        summary = partition / "summary.json"
+        files = (partition / "reconciled.parquet", partition / "accounts.parquet")
+        finished = summary.exists() and all(f.exists() for f in files)
+        if finished and json.loads(summary.read_text(encoding="utf-8")).get("state") == "done":
+            return files[0], files[1], day
+    return None

@@ -24,10 +24,11 @@ class Partner:
 
 @dataclass(frozen=True, slots=True)
 class Customer:
-    """One distinct, valid customer from the input."""
+    """One distinct, valid customer from the input, with the input columns kept for outputs."""
 
     ci: str
     kor_name: str
+    kept: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

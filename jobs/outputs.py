@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 from collections.abc import Sequence
 from typing import Any
 
-from batch.store import StoredItem
+from jobs.models import Customer
+from jobs.record import CustomerRecord
+
+Row = dict[str, Any]
 
 RECONCILED_COLUMNS = (
     "ci",
@@ -24,7 +26,6 @@ RECONCILED_COLUMNS = (
     "checked_at",
 )
 ACCOUNT_COLUMNS = ("ci", "com_id", "vt_acc_no", "vt_acc_alias")
-REJECT_COLUMNS = ("row", "reason")
 SCHEMA_VERSION = "1"
 # Few distinct values each: stored dictionary-encoded in Parquet (docs/schema.md).
 DICTIONARY_COLUMNS = ("membership", "status", "next_action", "error", "com_id", "event")
@@ -94,32 +95,27 @@ def runs_schema() -> Any:
     )
 
 
-def reconciled_row(item: StoredItem, ci_field: str, ci_value: str) -> dict[str, Any]:
-    """One reconciled row from a stored item and its stored result."""
-    result = item.result or {}
-    terms = result.get("terms_expire_date")
-    checked = result.get("checked_at")
-    linked = result.get("linked_accounts")
-    membership = result.get("membership")
+def reconciled_row(customer: Customer, record: CustomerRecord, ci: str, ci_field: str) -> Row:
+    """One reconciled row; `ci` is the CI as outputs show it (as given, or its HMAC)."""
+    outcome = record.outcome
     return {
-        ci_field: ci_value,
-        "kor_name": item.payload["kor_name"],
-        "membership": membership,
-        "linked_accounts": linked,
-        "is_non_member": None if membership is None else membership == "nonMember",
-        "no_linked_account": None if linked is None else linked == 0,
-        "status": result["status"],
-        "next_action": result["next_action"],
-        "error": result.get("error"),
-        "terms_expire_date": dt.date.fromisoformat(terms) if terms else None,
-        "checked_at": dt.datetime.fromisoformat(checked) if checked else None,
-        **item.payload.get("keep", {}),
+        ci_field: ci,
+        "kor_name": customer.kor_name,
+        "membership": outcome.membership,
+        "linked_accounts": outcome.linked_accounts,
+        "is_non_member": outcome.is_non_member,
+        "no_linked_account": outcome.no_linked_account,
+        "status": outcome.status.value,
+        "next_action": outcome.next_action.value,
+        "error": outcome.error,
+        "terms_expire_date": outcome.terms_expire_date,
+        "checked_at": record.checked_at,
+        **dict(customer.kept),
     }
 
 
-def account_rows(item: StoredItem, ci_field: str, ci_value: str) -> list[dict[str, Any]]:
-    accounts = (item.result or {}).get("accounts") or []
+def account_rows(record: CustomerRecord, ci: str, ci_field: str) -> list[Row]:
     return [
-        {ci_field: ci_value, "com_id": com_id, "vt_acc_no": number, "vt_acc_alias": alias}
-        for com_id, number, alias in accounts
+        {ci_field: ci, "com_id": a.com_id, "vt_acc_no": a.vt_acc_no, "vt_acc_alias": a.vt_acc_alias}
+        for a in record.outcome.accounts
     ]

@@ -373,7 +373,7 @@ def test_unreadable_input_is_exit_2_without_traceback(sandbox, tmp_path: Path) -
     lines = [line for line in result.stderr.splitlines() if line.startswith("member-recon:")]
     assert len(lines) == 1
     assert re.fullmatch(
-        r"member-recon: input in.csv is neither UTF-8 nor CP949/EUC-KR \(looks like \S+\); "
+        r"member-recon: input in.csv is neither UTF-8 nor CP949 \(looks like \S+\); "
         r"pass --encoding",
         lines[0],
     )

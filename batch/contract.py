@@ -1,0 +1,153 @@
+"""What a job tells the engine, and all the engine knows of it.
+
+The engine (`batch.lifecycle.run_batch`) runs the life cycle: lock the folder, claim
+it for this input, ingest the rows, ask about every open item, export the tables,
+check the accounting, publish. A job supplies the rest:
+
+* which input columns it needs (`columns`), and whether a row is an item (`admit`);
+* how to ask about an item (`asker`), giving a typed record;
+* how items and records are kept in the store (`encode_*`/`decode_*`);
+* its tables (`tables`) and the rows one item gives them (`rows`);
+* what ties a folder to its answers (`identity`), and its words for the summary.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from batch.log import Log
+
+I = TypeVar("I")  # noqa: E741  (an item, as in the engine's docs)
+R = TypeVar("R")
+I_contra = TypeVar("I_contra", contravariant=True)
+R_co = TypeVar("R_co", covariant=True)
+Values = Mapping[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """An input column the job needs, and the setting that names another one."""
+
+    name: str
+    setting: str
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """An output table: its name (the file's stem), Arrow schema and dictionary columns."""
+
+    name: str
+    schema: Any
+    dictionary: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted(Generic[I]):
+    """A row the job will ask about; `key` makes it distinct (a repeat is a reject)."""
+
+    key: str
+    item: I
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What a run came to, for the job to put in its own words."""
+
+    state: str  # done | paused | dry_run | stopped | aborted | failed
+    reason: str | None
+    rows: int
+    rejected: int
+    items: int
+    unanswered: int  # never asked yet
+    open_items: int  # unanswered, or answered with a failure to ask again
+    counters: collections.Counter[str]
+    failures: collections.Counter[str]
+    written: Mapping[str, int]
+    figures: Mapping[str, Any]
+    resumed: bool
+    accounting_ok: bool
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Asker(Protocol[I_contra, R_co]):
+    """Asks about one item at a time; opened once per run."""
+
+    async def ask(self, item: I_contra) -> R_co: ...
+
+    def figures(self) -> dict[str, Any]: ...
+
+
+class Job(Protocol[I, R]):
+    """A batch job as the engine runs it."""
+
+    unit: str  # what one item is called on a progress bar
+    key_name: str  # what makes an item distinct, as rejects name it
+    extra_outputs: tuple[str, ...]  # files `finish` may write; a fresh start removes them
+
+    def identity(self) -> dict[str, Any]:
+        """Settings that tie a folder's answers to this job (the input's hash is added)."""
+        ...
+
+    def columns(self) -> Sequence[Column]: ...
+
+    def admit(self, values: Values) -> Admitted[I] | str:
+        """An item from a row's values, or why the row is rejected."""
+        ...
+
+    def encode_item(self, item: I) -> dict[str, Any]: ...
+
+    def decode_item(self, stored: dict[str, Any]) -> I: ...
+
+    def encode_record(self, record: R) -> dict[str, Any]: ...
+
+    def decode_record(self, stored: dict[str, Any]) -> R: ...
+
+    def is_final(self, record: R) -> bool:
+        """False when a record is a failure to be asked again on resume."""
+        ...
+
+    def asker(self, log: Log) -> AbstractAsyncContextManager[Asker[I, R]]: ...
+
+    def tables(self) -> Sequence[Table]:
+        """The output tables; the first has exactly one row per item (the accounting checks it)."""
+        ...
+
+    def rows(self, key: str, item: I, record: R) -> Mapping[str, Sequence[dict[str, Any]]]:
+        """The rows one answered item gives each table."""
+        ...
+
+    def counters(self, record: R) -> Iterable[str]:
+        """The summary counters one record adds to (e.g. its status)."""
+        ...
+
+    def failure(self, record: R) -> str | None:
+        """Why a record is a failure, for the summary's reasons; None if it is not."""
+        ...
+
+    def reject_values(self, values: Values) -> Values:
+        """A rejected row's values as the rejects file may show them."""
+        ...
+
+    def finish(self, written: Mapping[str, Path], aside: Any) -> dict[str, Any]:
+        """Extra outputs from the written tables (`aside(name)` gives a path to publish)."""
+        ...
+
+    def summary(self, tally: Tally) -> dict[str, Any]:
+        """The run's summary, in the job's words."""
+        ...
+
+    def run_log(self, summary: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+        """One row for the dataset's run log, and the log's schema."""
+        ...
+
+    def after_publish(self, partition: Path, run_log: Path) -> None:
+        """Work after a dataset partition is published (loading sinks, say)."""
+        ...

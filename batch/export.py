@@ -1,0 +1,78 @@
+"""Writing the job's tables and the rejects from the store, in input order, and counting."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batch.contract import Job
+from batch.store import ProgressStore
+from batch.writer import OutputSet, TableWriter
+
+REJECT_COLUMNS = ("row", "reason")
+
+
+@dataclass(slots=True)
+class Exported:
+    """What the export wrote and counted."""
+
+    paths: dict[str, Path] = field(default_factory=dict)  # table -> its file, still aside
+    written: dict[str, int] = field(default_factory=dict)  # table -> rows
+    counters: collections.Counter[str] = field(default_factory=collections.Counter)
+    failures: collections.Counter[str] = field(default_factory=collections.Counter)
+    answered: int = 0
+
+
+def export_tables(
+    store: ProgressStore, job: Job[Any, Any], outputs: OutputSet, file_format: str
+) -> Exported:
+    """Every table, one row group per store batch; items without an answer give no rows."""
+    tables = job.tables()
+    exported = Exported()
+    writers: dict[str, TableWriter] = {}
+    try:
+        for table in tables:
+            path = outputs.aside(f"{table.name}.{file_format}")
+            exported.paths[table.name] = path
+            writers[table.name] = TableWriter(path, table.schema, file_format, table.dictionary)
+        for batch in store.iter_items():
+            rows: dict[str, list[dict[str, Any]]] = {table.name: [] for table in tables}
+            for stored in batch:
+                if stored.result is None:
+                    continue
+                item = job.decode_item(stored.payload)
+                record = job.decode_record(stored.result)
+                exported.answered += 1
+                exported.counters.update(job.counters(record))
+                failure = job.failure(record)
+                if failure:
+                    exported.failures[failure] += 1
+                for name, table_rows in job.rows(stored.key, item, record).items():
+                    rows[name].extend(table_rows)
+            for name, writer in writers.items():
+                writer.write(rows[name])
+    finally:
+        for writer in writers.values():
+            writer.close()
+    exported.written = {name: writer.rows for name, writer in writers.items()}
+    return exported
+
+
+def write_rejects(path: Path, store: ProgressStore, job: Job[Any, Any]) -> None:
+    """Rejected rows with their values as the job lets them show, UTF-8 with a BOM."""
+    columns: list[str] = json.loads(store.get_meta("columns") or "[]")
+    header = list(job.reject_values(dict.fromkeys(columns)).keys())
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow([*REJECT_COLUMNS, *header])
+        for batch in store.iter_rejects():
+            for reject in batch:
+                shown: Mapping[str, Any] = job.reject_values(
+                    {c: reject.raw.get(c) for c in columns}
+                )
+                writer.writerow([reject.row, reject.reason, *(shown.get(c) or "" for c in header)])

@@ -1,0 +1,315 @@
+"""A run's whole life: lock, claim, ingest, ask, export, account, publish.
+
+    run_batch(job, settings, log)
+      FolderLock ─ one run per folder; the kernel drops the lock when its holder dies
+      claim      ─ tie the folder's store to this input and job (batch.ingest)
+      ingest     ─ admit rows, reject the rest, a chunk per transaction (batch.ingest)
+      ask        ─ bounded workers answer every open item (batch.runner), group-committed
+      export     ─ every table from the store, in input order (batch.export)
+      account    ─ rows read == items + rejects, and every item written: else nothing is published
+      publish    ─ files renamed into place together; with a dataset root, the night's
+                   partition swapped in whole and a row appended to the run log
+
+A run that stops early (a pause, an abort, a signal, a network misconfiguration)
+still leaves `summary.json` with its state and reason, and publishes no table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batch.contract import Job, Tally
+from batch.dataset import append_run, partition_dir, publish_partition, stage_copy
+from batch.errors import (
+    AbortError,
+    AccountingError,
+    ConfigurationError,
+    Interrupted,
+    PausedError,
+    RunError,
+    StoreError,
+    UsageError,
+)
+from batch.export import Exported, export_tables, write_rejects
+from batch.ingest import claim, ingest
+from batch.lock import FolderLock
+from batch.log import Log
+from batch.progress import ProgressReport
+from batch.reader import InputFile
+from batch.runner import Outcome, Runner, run_async
+from batch.store import OpenItem, ProgressStore
+from batch.writer import OutputSet, write_json
+
+STORE_NAME = ".progress.sqlite"
+_STOP_STATES = ((PausedError, "paused"), (Interrupted, "stopped"), (AbortError, "aborted"))
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSettings:
+    """Where the run reads and writes, and how it goes about it."""
+
+    input_path: Path
+    out_dir: Path
+    workers: int
+    drain_timeout: float
+    file_format: str = "parquet"
+    encoding: str | None = None
+    legacy_encodings: Mapping[str, str] = field(default_factory=dict)
+    sheet: str | None = None
+    fresh: bool = False
+    chunk_rows: int = 20_000
+    dry_run: bool = False
+    progress_tty: bool = False
+    progress_interval: float = 30.0
+    dataset_root: Path | None = None  # out_dir is then the night's work folder
+    run_date: dt.date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What a run produced: the job's summary and the published files."""
+
+    summary: dict[str, Any]
+    outputs: tuple[Path, ...]
+
+
+def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchResult:
+    """Run the life cycle once; raise a `RunError` for every way it can stop early."""
+    started = _now()
+    settings.out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with FolderLock(settings.out_dir):
+        if settings.fresh:
+            _forget(settings.out_dir, job, settings.file_format)
+        source = InputFile.open(
+            settings.input_path, settings.encoding, settings.sheet, settings.legacy_encodings
+        )
+        store = ProgressStore(settings.out_dir / STORE_NAME)
+        life = _Life(job, settings, store, log, started)
+        try:
+            return life.run(source)
+        finally:
+            store.close()
+
+
+class _Life:
+    """One run's state between the phases."""
+
+    def __init__(
+        self,
+        job: Job[Any, Any],
+        settings: BatchSettings,
+        store: ProgressStore,
+        log: Log,
+        started: dt.datetime,
+    ) -> None:
+        self.job, self.settings, self.store, self.log = job, settings, store, log
+        self.started = started
+        self.figures: dict[str, Any] = {}
+        self.resumed = False
+        self.logged = False
+
+    def run(self, source: InputFile) -> BatchResult:
+        try:
+            try:
+                self.resumed = claim(
+                    self.store, {"input_sha256": source.fingerprint(), **self.job.identity()}
+                )
+                if self.resumed:
+                    done = self.store.counts()["done"]
+                    self.log.info("resuming", done=done, folder=str(self.settings.out_dir))
+                ingest(self.store, source, self.job, self.settings.chunk_rows, self.log)
+                if self.settings.dry_run:
+                    return self._finish(state="dry_run")
+                stop = self._ask()
+                if stop is not None and not isinstance(stop, PausedError):
+                    raise stop
+                return self._finish(state="done" if stop is None else "paused", stop=stop)
+            except KeyboardInterrupt as interrupt:  # a signal outside the asking phase
+                signum = interrupt.args[0] if interrupt.args else signal.SIGINT
+                raise Interrupted(_stopped_by(signum), signum) from None
+        except RunError as exc:
+            if isinstance(exc, AbortError | Interrupted | ConfigurationError | StoreError):
+                summary = self._summary(_state_of(exc), exc, None)
+                with OutputSet(self.settings.out_dir) as outputs:
+                    write_json(outputs.aside("summary.json"), summary)
+                    outputs.publish()
+                self._log_run(summary)
+            elif not isinstance(exc, UsageError | PausedError):
+                self._log_run(self._summary(_state_of(exc), exc, None))
+            raise
+
+    def _ask(self) -> RunError | None:
+        counts = self.store.counts()
+        open_items = counts["pending"] + counts["error"]
+        if open_items == 0:
+            return None
+        self.log.info("asking", items=open_items)
+        return run_async(self._ask_all(open_items))
+
+    async def _ask_all(self, open_items: int) -> RunError | None:
+        job = self.job
+        async with job.asker(self.log) as asker:
+            progress = ProgressReport(
+                open_items,
+                tty=self.settings.progress_tty,
+                log=self.log,
+                interval=self.settings.progress_interval,
+                extra=asker.figures,
+                unit=job.unit,
+            )
+
+            async def answer(open_item: OpenItem) -> Outcome:
+                record = await asker.ask(job.decode_item(open_item.payload))
+                state = "done" if job.is_final(record) else "error"
+                label = next(iter(job.counters(record)), state)
+                return Outcome(state, job.encode_record(record), label)
+
+            runner = Runner(
+                self.store,
+                answer,
+                workers=self.settings.workers,
+                drain_timeout=self.settings.drain_timeout,
+                on_outcome=lambda outcome: progress.update(outcome.label),
+            )
+            stop = None
+            try:
+                await runner.run()
+            except RunError as exc:  # the summary still needs the asker's figures
+                stop = exc
+            finally:
+                progress.close()
+        self.figures = asker.figures()
+        self.log.info("asked", items=runner.finished, **_scalars(self.figures))
+        return stop
+
+    def _finish(self, state: str, stop: RunError | None = None) -> BatchResult:
+        """Export (not on a pause or dry run), account, publish; raise the pause after."""
+        settings, store = self.settings, self.store
+        exported = Exported()
+        with OutputSet(settings.out_dir) as outputs:
+            if state == "done":
+                exported = export_tables(store, self.job, outputs, settings.file_format)
+                extra = self.job.finish(exported.paths, outputs.aside)
+            else:
+                extra = {}
+            write_rejects(outputs.aside("rejects.csv"), store, self.job)
+            summary = self._summary(state, stop, exported, extra)
+            if state == "done" and not summary["accounting_ok"]:
+                raise AccountingError(self._mismatch(exported))
+            write_json(outputs.aside("summary.json"), summary)
+            published = tuple(outputs.publish())
+        if stop is not None:
+            self._log_run(summary)
+            raise stop
+        if settings.dataset_root is not None and state == "done":
+            published = self._publish_partition(published, summary)
+        return BatchResult(summary, published)
+
+    def _publish_partition(
+        self, files: tuple[Path, ...], summary: dict[str, Any]
+    ) -> tuple[Path, ...]:
+        """Swap the night's files in as the partition, log the run, then the job's after-work."""
+        root, day = self.settings.dataset_root, self.settings.run_date
+        assert root is not None
+        assert day is not None
+        partition = partition_dir(root, day)
+        staging = root / "_work" / f".staging-{partition.name}-{os.getpid()}"
+        stage_copy(list(files), staging)
+        publish_partition(staging, partition)
+        self._log_run(summary)
+        self.log.info("published", partition=str(partition))
+        self.job.after_publish(partition, root / "runs.parquet")
+        return tuple(partition / path.name for path in files)
+
+    def _log_run(self, summary: Mapping[str, Any]) -> None:
+        """One row per run: a failure after the run was logged (a sink's) is not logged again."""
+        if self.settings.dataset_root is not None and not self.logged:
+            self.logged = True
+            row, schema = self.job.run_log(summary)
+            append_run(self.settings.dataset_root, row, schema)
+
+    def _summary(
+        self,
+        state: str,
+        stop: BaseException | None,
+        exported: Exported | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        counts = self.store.counts()
+        rows = int(self.store.get_meta("rows_total") or 0)
+        exported = exported or Exported()
+        # The first table has a row per item: every item must be in it when the run is done.
+        written_all = state != "done" or self._first_table_rows(exported) == counts["items"]
+        tally = Tally(
+            state=state,
+            reason=str(stop) if stop is not None else None,
+            rows=rows,
+            rejected=counts["rejected"],
+            items=counts["items"],
+            unanswered=counts["pending"],
+            open_items=counts["pending"] + counts["error"],
+            counters=exported.counters,
+            failures=exported.failures,
+            written=exported.written,
+            figures=self.figures,
+            resumed=self.resumed,
+            accounting_ok=rows == counts["items"] + counts["rejected"] and written_all,
+            started_at=self.started,
+            finished_at=_now(),
+            extra={
+                **(extra or {}),
+                "stopped_by": stop,
+                "input_sha256": json.loads(self.store.get_meta("identity") or "{}").get(
+                    "input_sha256"
+                ),
+            },
+        )
+        return self.job.summary(tally)
+
+    def _first_table_rows(self, exported: Exported) -> int:
+        first = self.job.tables()[0].name
+        return exported.written.get(first, -1)
+
+    def _mismatch(self, exported: Exported) -> str:
+        counts = self.store.counts()
+        rows = self.store.get_meta("rows_total")
+        written = self._first_table_rows(exported)
+        return (
+            f"accounting mismatch: {rows} rows read, {counts['items']} items "
+            f"+ {counts['rejected']} rejected, {written} written; outputs not published"
+        )
+
+
+def _forget(out_dir: Path, job: Job[Any, Any], file_format: str) -> None:
+    """A fresh start: drop the store and every output this job writes in the folder."""
+    ProgressStore.remove(out_dir / STORE_NAME)
+    names = [f"{t.name}.{ext}" for t in job.tables() for ext in ("parquet", "csv", file_format)]
+    for name in {*names, *job.extra_outputs, "rejects.csv", "summary.json"}:
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def _state_of(error: RunError) -> str:
+    for kind, state in _STOP_STATES:
+        if isinstance(error, kind):
+            return state
+    return "failed"
+
+
+def _stopped_by(signum: int) -> str:
+    name = signal.Signals(signum).name
+    return f"stopped by {name}; progress is saved: run the same command again to resume"
+
+
+def _scalars(figures: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in figures.items() if isinstance(v, int | float | str)}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

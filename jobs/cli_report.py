@@ -1,0 +1,117 @@
+"""What the command line says when a run ends: the summary, or one line and an exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import resource
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+INTERNAL_ERROR = 70
+_PR_SET_DUMPABLE = 4
+
+
+def explain(exc: Exception, debug: bool, redactor: Any) -> NoReturn:
+    """Map the job's errors to the contract's exit codes with one line; tracebacks on --debug."""
+    from batch.errors import RunError  # noqa: PLC0415
+    from jobs.exits import exit_code_for  # noqa: PLC0415
+
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, RunError):
+        fail(redactor.text(_with_hint(exc)), exit_code_for(exc))
+    if isinstance(exc, OSError):
+        fail(redactor.text(f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")), 2)
+    fail(f"internal error ({type(exc).__name__}); run with --debug for details", INTERNAL_ERROR)
+
+
+# The engine names the setting that would help; the CLI names the flag.
+_HINTS = {
+    "fresh": "pass --fresh to start over, or choose another --out",
+    "out_dir_busy": "wait for it or choose another --out",
+    "encoding": "pass --encoding",
+}
+
+
+def _with_hint(exc: Exception) -> str:
+    """The error's message, and the flag that would fix it where the engine named a setting."""
+    setting = getattr(exc, "setting", None)
+    if not setting:
+        return str(exc)
+    hint = _HINTS.get(setting) or f"see --{setting.replace('_', '-')}"
+    return f"{exc}; {hint}"
+
+
+def fail(message: str, code: int) -> NoReturn:
+    print(f"member-recon: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def guard_process() -> None:
+    """SIGTERM unwinds like Ctrl-C, files are private, and no core dump can leak secrets."""
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    os.umask(0o077)  # outputs and progress hold CIs: never world-readable
+    _no_core_dumps()
+
+
+def _no_core_dumps() -> None:
+    """A core dump would hold the API key and the CIs in flight: none for this process."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # A core_pattern that pipes to a program ignores RLIMIT_CORE; not being dumpable doesn't.
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def proxy_passwords() -> list[str]:
+    """Passwords in the proxy URLs of the environment: the log redactor must know them."""
+    found = []
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        with contextlib.suppress(ValueError):
+            password = urlsplit(os.environ.get(name, "")).password
+            if password:
+                found.append(password)
+    return found
+
+
+def _raise_keyboard_interrupt(signum: int, _: object) -> None:
+    raise KeyboardInterrupt(signum)
+
+
+def print_summary(summary: dict[str, Any], outputs: tuple[Path, ...]) -> None:
+    keys = (
+        "state",
+        "rows",
+        "rejected",
+        "customers",
+        "to_ask",
+        "linked",
+        "non_member",
+        "no_linked_account",
+        "error",
+        "non_member_with_accounts",
+        "accounts",
+        "requests",
+        "retries",
+        "http_429",
+        "estimated_requests",
+        "estimated_duration_s",
+        "duration_s",
+        "requests_per_s",
+    )
+    width = max(len(k) for k in keys)
+    for key in keys:
+        if key in summary:
+            print(f"  {key:<{width}}  {summary[key]}")
+    for reason, count in summary.get("errors_by_reason", {}).items():
+        print(f"  error: {count} x {reason}")
+    if outputs:
+        print(f"outputs in {outputs[0].parent}:")
+        for path in outputs:
+            print(f"  {path.name}")

@@ -1,0 +1,123 @@
+"""Turning the `run` command's options into checked run settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from batch.dataset import work_dir
+from batch.errors import UsageError
+from batch.log import Log
+from batch.retry import RetryPolicy
+from jobs.client import ClientSettings
+from jobs.models import Partner
+from jobs.settings import RunSettings
+from jobs.sinks import check_sink
+
+SANDBOX_URL = "https://sandbox-apigw.koscom.co.kr/v1/common/member"
+PRODUCTION_HOSTS = frozenset({"apigw.koscom.co.kr", "oap.k-mydata.org"})
+
+
+def run_settings(
+    options: dict[str, Any], api_key: str | None, run_id: str, log: Log
+) -> RunSettings:
+    """The run's settings from the command line's options, checked; UsageError if they clash."""
+
+    com_id, srv_id = options["com_id"], options["srv_id"]
+    if not com_id or len(com_id) != 5:
+        raise UsageError("--com-id (or KOSCOM_COM_ID) must be 5 characters")
+    if not srv_id or len(srv_id) > 20:
+        raise UsageError("--srv-id (or KOSCOM_SRV_ID) must be 1 to 20 characters")
+    base_url = _checked_base_url(options["base_url"], log)
+    if not api_key and not options["dry_run"]:
+        raise UsageError("no API key: set KOSCOM_API_KEY or pass --api-key-file")
+    run_date = (options["run_date"] or dt.datetime.now().astimezone()).date()
+    dataset_root = options["dataset_root"]
+    if dataset_root is not None:
+        if options["out_dir"] is not None:
+            raise UsageError("--dataset and --out name the same thing; give one")
+        if options["file_format"] != "parquet":
+            raise UsageError("--dataset writes Parquet; drop --format csv")
+    elif options["sinks"] or options["run_date"]:
+        raise UsageError("--sink and --run-date go with --dataset")
+    for url in options["sinks"]:
+        check_sink(url)
+    out_dir = (
+        work_dir(dataset_root, run_date)
+        if dataset_root is not None
+        else options["out_dir"] or Path("out") / run_date.isoformat()
+    )
+    pseudonym_key = None
+    if options["pseudonymize"]:
+        pseudonym_key = os.environ.get("KOSCOM_PSEUDONYM_KEY", "").encode() or None
+        if pseudonym_key is None:
+            raise UsageError("--pseudonymize needs the key in KOSCOM_PSEUDONYM_KEY")
+    keep = tuple(c.strip() for c in options["keep_columns"].split(",") if c.strip())
+    client = ClientSettings(
+        base_url=base_url,
+        api_key=api_key or "",
+        partner=Partner(com_id, srv_id),
+        rate=options["rate"],
+        concurrency=options["concurrency"],
+        timeout=options["timeout"],
+        connect_timeout=options["connect_timeout"],
+        max_outage=options["max_outage"],
+        retry=RetryPolicy(attempts=options["attempts"]),
+        daily_reserve=options["daily_reserve"],
+    )
+    return RunSettings(
+        input_path=options["input_path"],
+        out_dir=out_dir,
+        client=client,
+        file_format=options["file_format"],
+        ci_column=options["ci_column"],
+        name_column=options["name_column"],
+        encoding=options["encoding"],
+        fresh=options["fresh"],
+        max_error_rate=options["max_error_rate"],
+        dry_run=options["dry_run"],
+        progress_tty=sys.stderr.isatty(),
+        progress_interval=options["progress_interval"],
+        keep_columns=keep,
+        pseudonym_key=pseudonym_key,
+        sheet=options["sheet"],
+        dataset_root=dataset_root,
+        run_date=run_date,
+        sinks=tuple(options["sinks"]),
+        run_id=run_id,
+    )
+
+
+def api_key_from(path: Path | None) -> str | None:
+    """The API key from --api-key-file, else KOSCOM_API_KEY; never from a flag's value."""
+    if path is not None:
+        return path.read_text(encoding="utf-8").strip() or None
+    return os.environ.get("KOSCOM_API_KEY", "").strip() or None
+
+
+def _checked_base_url(url: str, log: Any) -> str:
+    """https anywhere but loopback; and say so when the production host is used."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise UsageError(f"--base-url {url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise UsageError("--base-url must use https for any host but this machine")
+    if host in PRODUCTION_HOSTS:
+        log.warning("production", host=host)
+        print(f"member-recon: using the PRODUCTION API at {host}", file=sys.stderr)
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

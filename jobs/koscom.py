@@ -1,0 +1,210 @@
+"""The KOSCOM job as the engine runs it: customers in, reconciled customers and accounts out."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from batch.contract import Admitted, Column, Table, Tally, Values
+from batch.gate import GateStats
+from batch.log import Log
+from batch.writer import TableWriter
+from jobs.changes import compute_changes, previous_run
+from jobs.client import KoscomClient
+from jobs.models import Customer
+from jobs.outputs import (
+    DICTIONARY_COLUMNS,
+    account_rows,
+    accounts_schema,
+    reconciled_row,
+    reconciled_schema,
+)
+from jobs.reconcile import reconcile
+from jobs.record import (
+    CustomerRecord,
+    customer_from_store,
+    customer_to_store,
+    record_from_store,
+    record_to_store,
+)
+from jobs.settings import RunSettings
+from jobs.sinks import load
+from jobs.summary import run_log_row, summary_of
+from jobs.validation import customer_or_problem
+
+# CP949 is a superset of EUC-KR, and what Korean Excel writes.
+LEGACY_ENCODINGS = {"cp949": "cp949", "euc_kr": "cp949", "johab": "cp949", "iso2022_kr": "cp949"}
+
+
+class KoscomAsker:
+    """Asks both APIs about one customer and reconciles the answers."""
+
+    def __init__(self, client: KoscomClient, rate: float) -> None:
+        self._client = client
+        self._rate = rate
+        self._began = time.monotonic()
+
+    async def ask(self, item: Customer) -> CustomerRecord:
+        membership, consent = await self._client.check(item)
+        return CustomerRecord(reconcile(membership, consent), dt.datetime.now(dt.UTC))
+
+    def figures(self) -> dict[str, Any]:
+        stats = self._client.stats
+        elapsed = max(time.monotonic() - self._began, 1e-9)
+        return {
+            "requests": stats.requests,
+            "retries": stats.retries,
+            "req_per_s": round(stats.requests / elapsed, 1),
+            "quota": self._rate,
+        }
+
+
+class KoscomJob:
+    """Implements `batch.contract.Job` for customers (CI and name) and KOSCOM's two APIs."""
+
+    unit = "cust"
+    key_name = "ci"
+    extra_outputs: tuple[str, ...] = ("changes.parquet", "changes.csv")
+
+    def __init__(self, settings: RunSettings, log: Log) -> None:
+        self.settings = settings
+        self._log = log
+        self._client: KoscomClient | None = None
+
+    def identity(self) -> dict[str, Any]:
+        settings = self.settings
+        return {
+            "ci_column": settings.ci_column,
+            "name_column": settings.name_column,
+            "com_id": settings.client.partner.com_id,
+            "srv_id": settings.client.partner.srv_id,
+            "base_url": settings.client.base_url.rstrip("/"),  # never mix two hosts' answers
+            "keep_columns": list(settings.keep_columns),
+            "sheet": settings.sheet,
+        }
+
+    def columns(self) -> Sequence[Column]:
+        settings = self.settings
+        return [
+            Column(settings.ci_column, "ci_column"),
+            Column(settings.name_column, "name_column"),
+            *(Column(name, "keep_columns") for name in settings.keep_columns),
+        ]
+
+    def admit(self, values: Values) -> Admitted[Customer] | str:
+        settings = self.settings
+        verdict = customer_or_problem(
+            values.get(settings.ci_column), values.get(settings.name_column)
+        )
+        if isinstance(verdict, str):
+            return verdict
+        kept = tuple((name, values.get(name)) for name in settings.keep_columns)
+        return Admitted(verdict.ci, Customer(verdict.ci, verdict.kor_name, kept))
+
+    def encode_item(self, item: Customer) -> dict[str, Any]:
+        return customer_to_store(item)
+
+    def decode_item(self, stored: dict[str, Any]) -> Customer:
+        return customer_from_store(stored)
+
+    def encode_record(self, record: CustomerRecord) -> dict[str, Any]:
+        return record_to_store(record)
+
+    def decode_record(self, stored: dict[str, Any]) -> CustomerRecord:
+        return record_from_store(stored)
+
+    def is_final(self, record: CustomerRecord) -> bool:
+        return record.is_final
+
+    @contextlib.asynccontextmanager
+    async def asker(self, log: Log) -> AsyncIterator[KoscomAsker]:
+        client = self.settings.client
+        async with KoscomClient(client, log) as opened:
+            self._client = opened
+            yield KoscomAsker(opened, client.rate)
+
+    def request_figures(self) -> Mapping[str, Any]:
+        """What the last asking phase sent and got back (nothing, when nothing was asked)."""
+        stats = self._client.stats if self._client is not None else GateStats()
+        return {
+            "requests": stats.requests,
+            "retries": stats.retries,
+            "http_429": stats.http_429,
+            "daily_remaining": stats.daily_remaining,
+            "outages": stats.outages,
+            "outage_seconds": stats.outage_seconds,
+            "rate_cuts": stats.rate_cuts,
+            "unsolicited_answers": stats.unsolicited_answers,
+        }
+
+    def tables(self) -> Sequence[Table]:
+        ci_field = self.settings.ci_field
+        reconciled = reconciled_schema(ci_field, self.settings.keep_columns)
+        return [
+            Table("reconciled", reconciled, DICTIONARY_COLUMNS),
+            Table("accounts", accounts_schema(ci_field), DICTIONARY_COLUMNS),
+        ]
+
+    def rows(
+        self, key: str, item: Customer, record: CustomerRecord
+    ) -> Mapping[str, Sequence[dict[str, Any]]]:
+        ci_field, ci = self.settings.ci_field, self.settings.ci_value(key)
+        return {
+            "reconciled": [reconciled_row(item, record, ci, ci_field)],
+            "accounts": account_rows(record, ci, ci_field),
+        }
+
+    def counters(self, record: CustomerRecord) -> Iterable[str]:
+        yield record.outcome.status.value
+        if record.outcome.inconsistent:
+            yield "inconsistent"
+
+    def failure(self, record: CustomerRecord) -> str | None:
+        return record.outcome.error
+
+    def reject_values(self, values: Values) -> Values:
+        """Under --pseudonymize the CI column shows its HMAC, under a name that says so."""
+        settings = self.settings
+        if not settings.pseudonym_key:
+            return values
+        hidden = settings.ci_column
+        return {
+            (f"{name}_hmac" if name == hidden else name): (
+                settings.ci_value(value.strip()) if name == hidden and value else value
+            )
+            for name, value in values.items()
+        }
+
+    def finish(self, written: Mapping[str, Path], aside: Any) -> dict[str, Any]:
+        """Under --dataset, the change feed against the last good night."""
+        settings = self.settings
+        if settings.dataset_root is None:
+            return {}
+        changes = compute_changes(
+            (written["reconciled"], written["accounts"]),
+            previous_run(settings.dataset_root, settings.run_date),
+            settings.ci_field,
+        )
+        path = aside(f"changes.{settings.file_format}")
+        with TableWriter(path, changes.schema, settings.file_format, DICTIONARY_COLUMNS) as feed:
+            feed.write_table(changes)
+        events: dict[str, int] = {}
+        for event in changes.column("event").to_pylist():
+            events[event] = events.get(event, 0) + 1
+        return {"changes": dict(sorted(events.items()))}
+
+    def summary(self, tally: Tally) -> dict[str, Any]:
+        return summary_of(tally, self.settings, self.request_figures())
+
+    def run_log(self, summary: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+        return run_log_row(summary, self.settings)
+
+    def after_publish(self, partition: Path, run_log: Path) -> None:
+        for url in self.settings.sinks:
+            load(url, partition, self.settings.run_date, run_log)
+            self._log.info("loaded", sink=urlsplit(url).scheme)

@@ -1,0 +1,68 @@
+"""One customer's record, and the one place it is turned into and out of what the store keeps."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.models import Customer, VirtualAccount
+from jobs.reconcile import Reconciled, Status
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRecord:
+    """What the API said of one customer, reconciled, and when the answers came back."""
+
+    outcome: Reconciled
+    checked_at: dt.datetime
+
+    @property
+    def is_final(self) -> bool:
+        """An error is asked again on resume; anything else is final."""
+        return self.outcome.status is not Status.ERROR
+
+
+def customer_to_store(customer: Customer) -> dict[str, Any]:
+    stored: dict[str, Any] = {"ci": customer.ci, "kor_name": customer.kor_name}
+    if customer.kept:
+        stored["keep"] = dict(customer.kept)
+    return stored
+
+
+def customer_from_store(stored: dict[str, Any]) -> Customer:
+    kept = tuple((str(k), v) for k, v in (stored.get("keep") or {}).items())
+    return Customer(stored["ci"], stored["kor_name"], kept)
+
+
+def record_to_store(record: CustomerRecord) -> dict[str, Any]:
+    """JSON-ready; the shape is the store's schema version 1, which earlier runs wrote too."""
+    outcome = record.outcome
+    terms = outcome.terms_expire_date
+    return {
+        "membership": outcome.membership,
+        "linked_accounts": outcome.linked_accounts,
+        "status": outcome.status.value,
+        "next_action": outcome.next_action.value,
+        "error": outcome.error,
+        "terms_expire_date": terms.isoformat() if terms else None,
+        "checked_at": record.checked_at.isoformat(),
+        "inconsistent": outcome.inconsistent,
+        "accounts": [[a.com_id, a.vt_acc_no, a.vt_acc_alias] for a in outcome.accounts],
+    }
+
+
+def record_from_store(stored: dict[str, Any]) -> CustomerRecord:
+    terms = stored.get("terms_expire_date")
+    outcome = Reconciled(
+        membership=stored.get("membership"),
+        linked_accounts=stored.get("linked_accounts"),
+        status=Status(stored["status"]),
+        error=stored.get("error"),
+        terms_expire_date=dt.date.fromisoformat(terms) if terms else None,
+        accounts=tuple(
+            VirtualAccount(com_id, number, alias)
+            for com_id, number, alias in stored.get("accounts") or ()
+        ),
+    )
+    return CustomerRecord(outcome, dt.datetime.fromisoformat(stored["checked_at"]))

@@ -1,0 +1,45 @@
+"""Everything one run of the KOSCOM job needs, resolved from flags, environment and defaults."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jobs.client import ClientSettings
+from jobs.outputs import pseudonym
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Everything one run needs, resolved from flags, environment and defaults."""
+
+    input_path: Path
+    out_dir: Path
+    client: ClientSettings
+    file_format: str = "parquet"
+    ci_column: str = "ci"
+    name_column: str = "kor_name"
+    encoding: str | None = None
+    fresh: bool = False
+    max_error_rate: float = 1.0
+    chunk_rows: int = 20_000
+    dry_run: bool = False
+    progress_tty: bool = False
+    progress_interval: float = 30.0
+    keep_columns: tuple[str, ...] = ()
+    pseudonym_key: bytes | None = field(default=None, repr=False)
+    sheet: str | None = None
+    dataset_root: Path | None = None  # --dataset: out_dir is then ROOT/_work/run_date=…
+    run_date: dt.date = field(default_factory=lambda: dt.datetime.now().astimezone().date())
+    sinks: tuple[str, ...] = ()
+    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+
+    @property
+    def ci_field(self) -> str:
+        return "ci_hmac" if self.pseudonym_key else "ci"
+
+    def ci_value(self, ci: str) -> str:
+        """The CI as outputs show it: as given, or its HMAC under --pseudonymize."""
+        return pseudonym(self.pseudonym_key, ci) if self.pseudonym_key else ci
