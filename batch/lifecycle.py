@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import signal
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,14 +137,21 @@ class _Life:
                 raise Interrupted(_stopped_by(signum), signum) from None
         except RunError as exc:
             if isinstance(exc, AbortError | Interrupted | ConfigurationError | StoreError):
-                summary = self._summary(_state_of(exc), exc, None)
-                with OutputSet(self.settings.out_dir) as outputs:
-                    write_json(outputs.aside("summary.json"), summary)
-                    outputs.publish()
-                self._log_run(summary)
+                self._leave_stop_summary(exc)
             elif not isinstance(exc, UsageError | PausedError):
                 self._log_run(self._summary(_state_of(exc), exc, None))
             raise
+
+    def _leave_stop_summary(self, exc: RunError) -> None:
+        """summary.json for a run that stopped early; a broken store or disk may forbid it."""
+        try:
+            summary = self._summary(_state_of(exc), exc, None)
+            with OutputSet(self.settings.out_dir) as outputs:
+                write_json(outputs.aside("summary.json"), summary)
+                outputs.publish()
+            self._log_run(summary)
+        except (OSError, sqlite3.Error) as second:
+            self.log.warning("no_summary", reason=f"{type(second).__name__}: {second}"[:200])
 
     def _ask(self) -> RunError | None:
         counts = self.store.counts()

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from batch.errors import Interrupted, PausedError, RunError
-from batch.store import OpenItem, ProgressStore
+from batch.errors import Interrupted, PausedError, RunError, StoreError
+from batch.store import OpenItem, ProgressStore, describe_store_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +122,8 @@ class Runner:
             await asyncio.gather(producer, watchdog, committer, return_exceptions=True)
         finally:
             self._store_thread.shutdown(wait=True)  # a commit under way completes
-            self._finish(self._take_uncommitted())  # answers of cancelled workers still count
+            if not isinstance(self._fatal, StoreError):
+                self._finish(self._take_uncommitted())  # answers of cancelled workers still count
             for signum, handler in previous.items():
                 loop.remove_signal_handler(signum)
                 # asyncio resets to the default action; give back the caller's handler.
@@ -172,7 +173,10 @@ class Runner:
             committed = asyncio.get_running_loop().create_future()
             self._uncommitted.append((item.seq, outcome, committed))
             self._answers_waiting.set()
-            await committed
+            try:
+                await committed
+            except StoreError:
+                return  # the committer has stopped the run
 
     async def _commit_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -183,8 +187,24 @@ class Runner:
             batch = self._take_uncommitted()
             if batch:
                 rows = [(seq, outcome.state, outcome.result) for seq, outcome, _ in batch]
-                await loop.run_in_executor(self._store_thread, self._store.record, rows)
+                try:
+                    await loop.run_in_executor(self._store_thread, self._store.record, rows)
+                except Exception as exc:  # a full disk, a lock held too long, a corrupt file
+                    self._store_failed(exc, batch)
+                    return
                 self._after_commit(batch)
+
+    def _store_failed(
+        self, exc: Exception, batch: list[tuple[int, Outcome, asyncio.Future[None]]]
+    ) -> None:
+        """Nothing more can be saved: every worker waiting on a commit is told, and all stop."""
+        failure = StoreError(
+            f"the progress store could not save answers: {describe_store_error(exc)}"
+        )
+        for _, _, committed in batch:
+            if not committed.done():
+                committed.set_exception(failure)
+        self._fail(failure, cancel_others=True)
 
     def _take_uncommitted(self) -> list[tuple[int, Outcome, asyncio.Future[None]]]:
         batch, self._uncommitted = self._uncommitted, []

@@ -235,3 +235,16 @@ def _dumps(value: Any) -> str:
 
 def _loads(text: str | None) -> dict[str, Any] | None:
     return None if text is None else dict(orjson.loads(text))
+
+
+def describe_store_error(exc: Exception) -> str:
+    """What went wrong with the store, in words an operator acts on."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        if "disk is full" in text or "database or disk is full" in text:
+            return "the disk is full"
+        if "locked" in text:
+            return "the store is locked by another process"
+    if isinstance(exc, sqlite3.DatabaseError) and "malformed" in text:
+        return "the store file is corrupt; start over in a fresh folder"
+    return f"{type(exc).__name__}: {text[:120]}"

@@ -1,0 +1,176 @@
+"""A job that is not KOSCOM's: words in, their lengths out. It shows what the engine does alone.
+
+Run as a script (`python -m tests.fake_job INPUT OUT`) it runs the engine in a process of
+its own, for kill tests; FAKE_DIE_AFTER=N makes it die like `kill -9` after N answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from batch.contract import Admitted, Column, Table, Tally, Values
+from batch.errors import PausedError
+from batch.lifecycle import BatchResult, BatchSettings, run_batch
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """The fake job's record: a word's length, or why it could not be measured."""
+
+    length: int | None
+    failure: str | None = None
+
+
+@dataclass
+class Behaviour:
+    """What the fake asker does, and what it saw."""
+
+    delay: float = 0.0
+    fail_words: frozenset[str] = frozenset()  # answered as failures (asked again on resume)
+    pause_after: int | None = None  # raise PausedError once this many were asked
+    die_after: int | None = None  # os._exit, like kill -9, after this many answers
+    drop_rows_of: frozenset[str] = frozenset()  # give no row: an accounting bug
+    asked: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+class FakeAsker:
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+
+    async def ask(self, item: str) -> Measured:
+        behaviour = self.behaviour
+        if behaviour.pause_after is not None and sum(behaviour.asked.values()) >= (
+            behaviour.pause_after
+        ):
+            raise PausedError("the fake cap is spent")
+        behaviour.asked[item] += 1
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        if behaviour.die_after is not None and sum(behaviour.asked.values()) > behaviour.die_after:
+            os._exit(137)
+        if item in behaviour.fail_words:
+            return Measured(None, "refused")
+        return Measured(len(item))
+
+    def figures(self) -> dict[str, Any]:
+        return {"asked": sum(self.behaviour.asked.values())}
+
+
+class WordJob:
+    """Implements batch.contract.Job: a `word` column; distinct words; a `lengths` table."""
+
+    unit = "word"
+    key_name = "word"
+    extra_outputs: tuple[str, ...] = ()
+
+    def __init__(self, behaviour: Behaviour | None = None) -> None:
+        self.behaviour = behaviour or Behaviour()
+
+    def identity(self) -> dict[str, Any]:
+        return {"job": "words"}
+
+    def columns(self) -> Sequence[Column]:
+        return [Column("word", "word_column")]
+
+    def admit(self, values: Values) -> Admitted[str] | str:
+        word = (values.get("word") or "").strip()
+        if not word.isalpha():
+            return "word is not letters"
+        return Admitted(word.lower(), word.lower())
+
+    def encode_item(self, item: str) -> dict[str, Any]:
+        return {"word": item}
+
+    def decode_item(self, stored: dict[str, Any]) -> str:
+        return str(stored["word"])
+
+    def encode_record(self, record: Measured) -> dict[str, Any]:
+        return {"length": record.length, "failure": record.failure}
+
+    def decode_record(self, stored: dict[str, Any]) -> Measured:
+        return Measured(stored["length"], stored["failure"])
+
+    def is_final(self, record: Measured) -> bool:
+        return record.failure is None
+
+    @contextlib.asynccontextmanager
+    async def asker(self, log: Any) -> AsyncIterator[FakeAsker]:
+        del log
+        yield FakeAsker(self.behaviour)
+
+    def tables(self) -> Sequence[Table]:
+        schema = pa.schema(
+            [("word", pa.string()), ("length", pa.int64()), ("failure", pa.string())]
+        )
+        return [Table("lengths", schema)]
+
+    def rows(self, key: str, item: str, record: Measured) -> Mapping[str, Sequence[dict[str, Any]]]:
+        if item in self.behaviour.drop_rows_of:
+            return {"lengths": []}
+        return {"lengths": [{"word": key, "length": record.length, "failure": record.failure}]}
+
+    def counters(self, record: Measured) -> Iterable[str]:
+        yield "failed" if record.failure else "measured"
+
+    def failure(self, record: Measured) -> str | None:
+        return record.failure
+
+    def reject_values(self, values: Values) -> Values:
+        return values
+
+    def finish(self, written: Mapping[str, Path], aside: Any) -> dict[str, Any]:
+        return {}
+
+    def summary(self, tally: Tally) -> dict[str, Any]:
+        return {
+            "state": tally.state,
+            "reason": tally.reason,
+            "rows": tally.rows,
+            "rejected": tally.rejected,
+            "words": tally.items,
+            "unanswered": tally.unanswered,
+            "counters": dict(tally.counters),
+            "accounting_ok": tally.accounting_ok,
+            "resumed": tally.resumed,
+            "started_at": tally.started_at.isoformat(),
+            "finished_at": tally.finished_at.isoformat(),
+        }
+
+    def run_log(self, summary: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+        schema = pa.schema([("state", pa.string()), ("words", pa.int64())])
+        return {"state": summary["state"], "words": summary.get("words")}, schema
+
+    def after_publish(self, partition: Path, run_log: Path) -> None:
+        return None
+
+
+class QuietLog:
+    def debug(self, event: str, **fields: Any) -> None: ...
+    def info(self, event: str, **fields: Any) -> None: ...
+    def warning(self, event: str, **fields: Any) -> None: ...
+    def is_enabled_for(self, level: int) -> bool:
+        return False
+
+
+def run_words(
+    input_path: Path, out_dir: Path, job: WordJob | None = None, **settings: Any
+) -> BatchResult:
+    options: dict[str, Any] = {"workers": 4, "drain_timeout": 2.0, **settings}
+    engine = BatchSettings(input_path=input_path, out_dir=out_dir, **options)
+    return run_batch(job or WordJob(), engine, QuietLog())
+
+
+if __name__ == "__main__":
+    die_after = os.environ.get("FAKE_DIE_AFTER")
+    behaviour = Behaviour(delay=0.01, die_after=int(die_after) if die_after else None)
+    run_words(Path(sys.argv[1]), Path(sys.argv[2]), WordJob(behaviour), workers=2)

@@ -1,0 +1,194 @@
+"""The engine alone, with a job that is not KOSCOM's: its life cycle, resume, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from batch.errors import AccountingError, Interrupted, PausedError, StoreError, UsageError
+from batch.lifecycle import STORE_NAME
+from batch.runner import Outcome, Runner
+from batch.store import ProgressStore
+from tests.fake_job import Behaviour, WordJob, run_words
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = ["alpha", "beta", "gamma", "delta", "Beta", "12", "epsilon", "zeta", "eta", "theta"]
+
+
+@pytest.fixture
+def words(tmp_path: Path) -> Path:
+    path = tmp_path / "words.csv"
+    path.write_text("word\n" + "\n".join(WORDS) + "\n", encoding="utf-8")
+    return path
+
+
+def lengths(out: Path) -> list[tuple[str, int | None]]:
+    table = pq.read_table(out / "lengths.parquet")
+    return list(zip(table["word"].to_pylist(), table["length"].to_pylist(), strict=True))
+
+
+def summary(out: Path) -> dict[str, Any]:
+    return dict(json.loads((out / "summary.json").read_text(encoding="utf-8")))
+
+
+EXPECTED = [(w, len(w)) for w in ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta"]]
+EXPECTED.append(("theta", 5))
+
+
+def test_a_whole_run_accounts_for_every_row(words: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_words(words, out)
+    assert lengths(out) == EXPECTED  # one row per distinct item, in input order
+    rejects = (out / "rejects.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert rejects == [
+        "row,reason,word",
+        "5,duplicate word: first seen on row 2,Beta",
+        "6,word is not letters,12",
+    ]
+    assert result.summary["state"] == "done"
+    assert result.summary["accounting_ok"] is True
+    assert (result.summary["rows"], result.summary["words"]) == (10, 8)
+
+
+def test_items_that_failed_are_asked_again_and_only_they(words: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = WordJob(Behaviour(fail_words=frozenset({"gamma", "eta"})))
+    assert run_words(words, out, first).summary["counters"] == {"measured": 6, "failed": 2}
+    again = WordJob()
+    result = run_words(words, out, again)
+    assert set(again.behaviour.asked) == {"gamma", "eta"}
+    assert result.summary["resumed"] is True
+    assert lengths(out) == EXPECTED
+
+
+def test_a_kill_9_costs_only_a_restart(words: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    died = subprocess.run(
+        [sys.executable, "-m", "tests.fake_job", str(words), str(out)],
+        env={**os.environ, "FAKE_DIE_AFTER": "4"},
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert died.returncode == 137
+    assert not (out / "lengths.parquet").exists()
+    again = WordJob()
+    run_words(words, out, again)
+    assert lengths(out) == EXPECTED
+    # What was answered and committed before the kill is not asked again.
+    assert sum(again.behaviour.asked.values()) <= 8 - 2
+
+
+def test_answers_arriving_together_are_committed_together(tmp_path: Path) -> None:
+    store = ProgressStore(tmp_path / STORE_NAME)
+    store.ingest_chunk([_item(n) for n in range(40)], [], rows=40)
+    commits: list[int] = []
+    record = store.record
+
+    def counting(answers: Any) -> None:
+        commits.append(len(answers))
+        record(answers)
+
+    store.record = counting  # type: ignore[method-assign]
+
+    async def instant(item: Any) -> Outcome:
+        return Outcome("done", {"n": item.seq})
+
+    asyncio.run(Runner(store, instant, workers=8, drain_timeout=1).run())
+    assert sum(commits) == 40
+    assert len(commits) < 40  # a transaction carries every answer that arrived meanwhile
+    assert store.counts()["done"] == 40
+
+
+def test_an_accounting_mismatch_publishes_nothing(words: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    job = WordJob(Behaviour(drop_rows_of=frozenset({"zeta"})))
+    with pytest.raises(AccountingError, match="8 items"):
+        run_words(words, out, job)
+    assert not (out / "lengths.parquet").exists()
+    assert not (out / "summary.json").exists()
+
+
+def test_a_pause_publishes_no_table_and_a_resume_finishes(words: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(PausedError):
+        run_words(words, out, WordJob(Behaviour(pause_after=3)), workers=1)
+    assert summary(out)["state"] == "paused"
+    assert not (out / "lengths.parquet").exists()
+    again = WordJob()
+    run_words(words, out, again)
+    assert lengths(out) == EXPECTED
+    assert sum(again.behaviour.asked.values()) == 8 - 3
+
+
+def test_a_signal_drains_what_is_in_flight_and_saves_it(words: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    job = WordJob(Behaviour(delay=0.2))
+
+    def stop_soon() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    timer = _in_thread_after(0.3, stop_soon)
+    with pytest.raises(Interrupted) as caught:
+        run_words(words, out, job, workers=2, drain_timeout=5.0)
+    timer.join()
+    assert caught.value.signum == signal.SIGTERM
+    assert summary(out)["state"] == "stopped"
+    answered = sum(job.behaviour.asked.values())
+    store = ProgressStore(out / STORE_NAME)
+    assert store.counts()["done"] == answered  # everything in flight finished and was saved
+    store.close()
+    again = WordJob()
+    run_words(words, out, again)
+    assert sum(again.behaviour.asked.values()) == 8 - answered
+    assert lengths(out) == EXPECTED
+
+
+def test_a_store_that_cannot_commit_stops_the_run_at_once(
+    words: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(self: ProgressStore, answers: Any) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(ProgressStore, "record", full_disk)
+    out = tmp_path / "out"
+    with pytest.raises(StoreError, match="the disk is full"):
+        run_words(words, out, WordJob(Behaviour(delay=0.01)))  # pytest-timeout: never a hang
+    assert summary(out)["state"] == "failed"
+    assert not (out / "lengths.parquet").exists()
+
+
+def test_a_store_from_another_version_is_refused(words: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_words(words, out)
+    with sqlite3.connect(out / STORE_NAME) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(UsageError, match="another version") as caught:
+        run_words(words, out)
+    assert caught.value.setting == "fresh"
+    run_words(words, out, fresh=True)  # and a fresh start clears it
+    assert lengths(out) == EXPECTED
+
+
+def _item(n: int) -> Any:
+    from batch.store import NewItem  # noqa: PLC0415
+
+    return NewItem(row=n + 1, key=f"k{n}", payload={"n": n})
+
+
+def _in_thread_after(seconds: float, action: Any) -> Any:
+    import threading  # noqa: PLC0415
+
+    timer = threading.Timer(seconds, action)
+    timer.start()
+    return timer
