@@ -100,7 +100,7 @@ def api_key_from(path: Path | None) -> str | None:
     return os.environ.get("KOSCOM_API_KEY", "").strip() or None
 
 
-def _checked_base_url(url: str, log: Any) -> str:
+def _checked_base_url(url: str, log: Log) -> str:
     """https anywhere but loopback; and say so when the production host is used."""
     parts = urlsplit(url)
     host = parts.hostname or ""

@@ -10,6 +10,8 @@ from typing import Any
 
 import structlog
 
+from batch.log import Log
+
 # A CI is 88 characters of base64 ending in "==" (64 bytes); mask anything shaped like one.
 _CI_SHAPED = re.compile(r"[A-Za-z0-9+/]{86}==")
 
@@ -37,7 +39,7 @@ class Redactor:
 
 def configure(
     *, log_format: str, debug: bool, run_id: str, secrets: Iterable[str]
-) -> tuple[Any, Redactor]:
+) -> tuple[Log, Redactor]:
     """Set up logging to stderr and return the run's logger and its redactor."""
     redactor = Redactor(secrets)
     renderer: Any = (
