@@ -124,9 +124,9 @@ class AdaptiveLimiter:
         self._first_start = self._first_start or now
         self._grow(now)
         interval = self.period / self._rate * self._margin
-        # Keep to the schedule after a late wake-up (one start may follow at once), but
-        # never bank a burst while idle.
-        self._next_start = max(self._next_start, now - interval) + interval
+        # Keep to the schedule after a late wake-up, so lateness does not add up, but never
+        # two starts at once: a pair would eat the jitter margin at a window's edge.
+        self._next_start = max(self._next_start + interval, now + interval / 2)
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._timer is None and self._waiters:
