@@ -13,7 +13,8 @@
     │   ├── AbortError ─ going on would only burn the quota
     │   │   ├── CredentialsRejected ─ the server refused our credentials
     │   │   ├── OutageTooLong ─ the server stayed down past the allowed outage
-    │   │   └── UnusableAnswers ─ too many answers could not be used (a schema change?)
+    │   │   ├── UnusableAnswers ─ too many answers could not be used (a schema change?)
+    │   │   └── Stalled ─ nothing finished for too long: a hang, ended by the watchdog
     │   ├── PausedError ─ the daily cap fell to the reserve; resume after the reset
     │   ├── Interrupted ─ SIGINT/SIGTERM; progress is saved
     │   ├── StoreError ─ the progress store failed; nothing more can be saved
@@ -101,6 +102,10 @@ class OutageTooLong(AbortError):
 
 class UnusableAnswers(AbortError):
     """Too many answers could not be used: the server's answers have changed."""
+
+
+class Stalled(AbortError):
+    """No item finished for longer than any wait the run allows: something hangs."""
 
 
 class PausedError(RunError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import csv
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,15 +63,13 @@ def export_tables(
 
 
 def write_rejects(path: Path, store: ProgressStore, job: Job[Any, Any]) -> None:
-    """Rejected rows with their values as the job lets them show, UTF-8 with a BOM."""
+    """Rejected rows with their values as stored (as the job let them show), UTF-8 with a BOM."""
     columns: list[str] = json.loads(store.get_meta("columns") or "[]")
-    header = list(job.reject_values(dict.fromkeys(columns)).keys())
+    header = list(job.reject_values(dict.fromkeys(columns)).keys())  # names only
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
         writer.writerow([*REJECT_COLUMNS, *header])
         for batch in store.iter_rejects():
-            for reject in batch:
-                shown: Mapping[str, Any] = job.reject_values(
-                    {c: reject.raw.get(c) for c in columns}
-                )
-                writer.writerow([reject.row, reject.reason, *(shown.get(c) or "" for c in header)])
+            writer.writerows(
+                [r.row, r.reason, *(r.raw.get(c) or "" for c in header)] for r in batch
+            )

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from batch.contract import Admitted, Column, Job
+from batch.contract import Admitted, Column, Job, Values
 from batch.errors import InputError, ResumeMismatch
 from batch.log import Log
 from batch.reader import InputFile, RawRow
@@ -65,13 +65,18 @@ def admit_chunk(
     """Split a chunk into new items and rejects (unreadable, refused, or a key seen before)."""
     rejects: list[Reject] = []
     admitted: list[tuple[RawRow, Admitted[Any]]] = []
+
+    # The store keeps a reject only as the job lets it show (under a pseudonym, say).
+    def shown(values: Values) -> dict[str, Any]:
+        return dict(job.reject_values(values))
+
     for raw in chunk:
         if raw.problem is not None:
-            rejects.append(Reject(raw.row, f"row {raw.problem}", raw.values))
+            rejects.append(Reject(raw.row, f"row {raw.problem}", shown(raw.values)))
             continue
         verdict = job.admit(raw.values)
         if isinstance(verdict, str):
-            rejects.append(Reject(raw.row, verdict, raw.values))
+            rejects.append(Reject(raw.row, verdict, shown(raw.values)))
         else:
             admitted.append((raw, verdict))
     first_seen = store.first_rows([entry.key for _, entry in admitted])
@@ -80,7 +85,7 @@ def admit_chunk(
         first = first_seen.get(entry.key)
         if first is not None:
             reason = f"duplicate {job.key_name}: first seen on row {first}"
-            rejects.append(Reject(raw.row, reason, raw.values))
+            rejects.append(Reject(raw.row, reason, shown(raw.values)))
             continue
         first_seen[entry.key] = raw.row
         items.append(NewItem(raw.row, entry.key, job.encode_item(entry.item)))

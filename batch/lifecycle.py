@@ -39,6 +39,14 @@ from batch.errors import (
     UsageError,
 )
 from batch.export import Exported, export_tables, write_rejects
+from batch.folder import (
+    FINISHED_NAME,
+    STORE_NAME,
+    check_folder,
+    finished_before,
+    forget,
+    identity_digest,
+)
 from batch.ingest import claim, ingest
 from batch.lock import FolderLock
 from batch.log import Log
@@ -48,7 +56,6 @@ from batch.runner import Outcome, Runner, run_async
 from batch.store import OpenItem, ProgressStore
 from batch.writer import OutputSet, write_json
 
-STORE_NAME = ".progress.sqlite"
 _STOP_STATES = ((PausedError, "paused"), (Interrupted, "stopped"), (AbortError, "aborted"))
 
 
@@ -71,6 +78,8 @@ class BatchSettings:
     progress_interval: float = 30.0
     dataset_root: Path | None = None  # out_dir is then the night's work folder
     run_date: dt.date | None = None
+    keep_progress: bool = False  # keep the store after a run with nothing left to ask
+    stall_timeout: float | None = None  # end the run when nothing finishes for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +93,35 @@ class BatchResult:
 def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchResult:
     """Run the life cycle once; raise a `RunError` for every way it can stop early."""
     started = _now()
-    settings.out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with FolderLock(settings.out_dir):
+    out_dir = settings.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_folder(out_dir)
+    if settings.dataset_root is not None:
+        check_folder(settings.dataset_root)
+    with FolderLock(out_dir):
         if settings.fresh:
-            _forget(settings.out_dir, job, settings.file_format)
+            tables = [f"{t.name}.{ext}" for t in job.tables() for ext in ("parquet", "csv")]
+            forget(out_dir, [*tables, *job.extra_outputs, "rejects.csv", "summary.json"])
         source = InputFile.open(
             settings.input_path, settings.encoding, settings.sheet, settings.legacy_encodings
         )
-        store = ProgressStore(settings.out_dir / STORE_NAME)
+        identity = {"input_sha256": source.fingerprint(), **job.identity()}
+        finished = finished_before(out_dir, identity)
+        if finished is not None:
+            log.info("finished_before", folder=str(out_dir))
+            return BatchResult(*finished)
+        (out_dir / FINISHED_NAME).unlink(missing_ok=True)
+        store = ProgressStore(out_dir / STORE_NAME)
         life = _Life(job, settings, store, log, started)
         try:
-            return life.run(source)
+            result = life.run(source, identity)
         finally:
             store.close()
+        if life.clean and not settings.keep_progress:
+            # Nothing is left to ask: the store (the input's keys, and its values) goes.
+            ProgressStore.remove(out_dir / STORE_NAME)
+            write_json(out_dir / FINISHED_NAME, {"identity": identity_digest(identity)})
+        return result
 
 
 class _Life:
@@ -115,13 +140,12 @@ class _Life:
         self.figures: dict[str, Any] = {}
         self.resumed = False
         self.logged = False
+        self.clean = False  # done, with no item left to ask again
 
-    def run(self, source: InputFile) -> BatchResult:
+    def run(self, source: InputFile, identity: dict[str, Any]) -> BatchResult:
         try:
             try:
-                self.resumed = claim(
-                    self.store, {"input_sha256": source.fingerprint(), **self.job.identity()}
-                )
+                self.resumed = claim(self.store, identity)
                 if self.resumed:
                     done = self.store.counts()["done"]
                     self.log.info("resuming", done=done, folder=str(self.settings.out_dir))
@@ -185,6 +209,7 @@ class _Life:
                 workers=self.settings.workers,
                 drain_timeout=self.settings.drain_timeout,
                 on_outcome=lambda outcome: progress.update(outcome.label),
+                stall_timeout=self.settings.stall_timeout,
             )
             stop = None
             try:
@@ -209,6 +234,7 @@ class _Life:
                 extra = {}
             write_rejects(outputs.aside("rejects.csv"), store, self.job)
             summary = self._summary(state, stop, exported, extra)
+            self.clean = state == "done" and store.counts()["error"] == 0
             if state == "done" and not summary["accounting_ok"]:
                 raise AccountingError(self._mismatch(exported))
             write_json(outputs.aside("summary.json"), summary)
@@ -293,14 +319,6 @@ class _Life:
             f"accounting mismatch: {rows} rows read, {counts['items']} items "
             f"+ {counts['rejected']} rejected, {written} written; outputs not published"
         )
-
-
-def _forget(out_dir: Path, job: Job[Any, Any], file_format: str) -> None:
-    """A fresh start: drop the store and every output this job writes in the folder."""
-    ProgressStore.remove(out_dir / STORE_NAME)
-    names = [f"{t.name}.{ext}" for t in job.tables() for ext in ("parquet", "csv", file_format)]
-    for name in {*names, *job.extra_outputs, "rejects.csv", "summary.json"}:
-        (out_dir / name).unlink(missing_ok=True)
 
 
 def _state_of(error: RunError) -> str:

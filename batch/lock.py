@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Self
 
 from batch.errors import DirLocked
+from batch.folder import open_private
 
 
 class FolderLock:
@@ -19,7 +20,7 @@ class FolderLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_private(self.path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from batch.errors import Interrupted, PausedError, RunError, StoreError
+from batch.errors import Interrupted, PausedError, RunError, Stalled, StoreError
 from batch.store import OpenItem, ProgressStore, describe_store_error
 
 
@@ -82,9 +82,12 @@ class Runner:
         handler: Handler,
         workers: int,
         drain_timeout: float,
+        *,
         on_outcome: Callable[[Outcome], None] | None = None,
+        stall_timeout: float | None = None,
     ) -> None:
         self._store = store
+        self._stall_timeout = stall_timeout
         self._handler = handler
         self._workers = workers
         self._drain_timeout = drain_timeout
@@ -115,11 +118,16 @@ class Runner:
             producer = asyncio.create_task(self._produce())
             committer = asyncio.create_task(self._commit_forever())
             self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
-            watchdog = asyncio.create_task(self._cancel_after_drain())
+            helpers = [
+                producer,
+                committer,
+                asyncio.create_task(self._cancel_after_drain()),
+                asyncio.create_task(self._watch_for_stalls()),
+            ]
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            for helper in (producer, watchdog, committer):
+            for helper in helpers:
                 helper.cancel()
-            await asyncio.gather(producer, watchdog, committer, return_exceptions=True)
+            await asyncio.gather(*helpers, return_exceptions=True)
         finally:
             self._store_thread.shutdown(wait=True)  # a commit under way completes
             if not isinstance(self._fatal, StoreError):
@@ -233,6 +241,23 @@ class Runner:
             for task in self._tasks:
                 if task is not current:
                     task.cancel()
+
+    async def _watch_for_stalls(self) -> None:
+        """End a run in which nothing has finished for `stall_timeout` s: a hang must alert."""
+        if self._stall_timeout is None:
+            return
+        last_seen, quiet_since = -1, asyncio.get_running_loop().time()
+        while True:
+            await asyncio.sleep(min(self._stall_timeout / 4, 5.0))
+            now = asyncio.get_running_loop().time()
+            if self.finished != last_seen:
+                last_seen, quiet_since = self.finished, now
+            elif now - quiet_since > self._stall_timeout:
+                self._fail(
+                    Stalled(f"no item finished for {now - quiet_since:.0f} s; stopping the run"),
+                    cancel_others=True,
+                )
+                return
 
     async def _cancel_after_drain(self) -> None:
         await self._stopping.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -10,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from batch.errors import UsageError
+from batch.errors import StoreError, UsageError
+from batch.folder import check_existing_private, ensure_private, remove_store
 
 SCHEMA_VERSION = "1"
 
@@ -85,7 +87,20 @@ class ProgressStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        ensure_private(path)  # a planted store or link must never receive our items
+        for side in (f"{path.name}-wal", f"{path.name}-shm"):
+            check_existing_private(path.parent / side)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(
+                f"the progress store {path} cannot be read ({describe_store_error(exc)})",
+                setting="fresh",
+            ) from None
+        self._check_version()
+
+    def _open(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
@@ -93,6 +108,9 @@ class ProgressStore:
         self._db.execute(
             "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
         )
+
+    def _check_version(self) -> None:
+        path = self.path
         found = self.get_meta("schema_version")
         if found != SCHEMA_VERSION:
             self._db.close()
@@ -105,23 +123,26 @@ class ProgressStore:
     @staticmethod
     def remove(path: Path) -> None:
         """Delete a store and SQLite's side files (write-ahead log, shared memory)."""
-        for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
-            (path.parent / name).unlink(missing_ok=True)
+        remove_store(path)
 
     def close(self) -> None:
-        self.checkpoint()
-        self._db.close()
+        try:
+            self.checkpoint()
+        finally:
+            self._db.close()
 
     def checkpoint(self) -> None:
         """Fold the WAL into the database file and fsync it."""
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with self._saving():
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        with self._saving():
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     @property
     def rows_ingested(self) -> int:
@@ -211,21 +232,29 @@ class ProgressStore:
             "rejected": int(rejected),
         }
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on an error; SQLite's failures stop the run."""
+        with self._saving():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
-
-class _Transaction:
-    __slots__ = ("_db",)
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+    @contextlib.contextmanager
+    def _saving(self) -> Iterator[None]:
+        """A write that fails (full disk, lock held too long, corrupt file) stops the run."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            folder = self.path.parent
+            raise StoreError(
+                f"the progress store in {folder} could not save: {describe_store_error(exc)}"
+            ) from exc
 
 
 def _dumps(value: Any) -> str:

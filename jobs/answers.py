@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import orjson
@@ -23,6 +24,8 @@ from jobs.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
 NO_USER_CODES = frozenset({"3007", "4004"})
 _MISSING = (None, "", "null")
 _KNOWN_RESULTS = frozenset({"member", "nonMember"})
+_PLAIN = re.compile(r"[^0-9A-Za-z가-힣 .,:;()_'-]+")
+_LONG_RUN = re.compile(r"[0-9A-Za-z+/=_-]{20,}")
 # Gateway messages we repeat to the operator; anything else is summarised, never echoed.
 _GATEWAY_MESSAGES = frozenset(
     {
@@ -88,7 +91,7 @@ def parse_membership(payload: Any) -> MembershipAnswer:
         raise UnexpectedAnswer("register/search answered with no JSON object")
     result = payload.get("result")
     if result not in _KNOWN_RESULTS:
-        shown = str(result)[:20] if result not in _MISSING else "nothing"
+        shown = safe_text(result, 20) if result not in _MISSING else "nothing"
         raise UnexpectedAnswer(f"register/search answered an unknown result {shown!r}")
     return MembershipAnswer(str(result), parse_date(payload.get("commonTermsExpireDate")))
 
@@ -157,10 +160,21 @@ def _gateway_message(payload: Any) -> str | None:
 
 
 def _platform_error(payload: Any) -> tuple[str, str] | None:
+    """The platform's code and message, cut to what is safe to repeat in an output."""
     if isinstance(payload, dict) and "code" in payload and "category" in payload:
-        message = str(payload.get("message") or "")[:60]
-        return str(payload["code"]).strip(), message
+        return safe_text(payload["code"], 12), safe_text(payload.get("message") or "", 60)
     return None
+
+
+def safe_text(value: Any, limit: int) -> str:
+    """A server's words, short and plain: letters, digits and a few marks; CIs never pass.
+
+    Whatever the server says lands in outputs that BI reads; an echoed CI, a key or a
+    100 KB field must not. Anything CI-shaped (a run of 20+ base64 characters) is cut.
+    """
+    text = _PLAIN.sub(" ", str(value)).strip()
+    text = _LONG_RUN.sub("…", text)
+    return text[:limit]
 
 
 def _describe_body(answer: HttpAnswer) -> str:

@@ -158,6 +158,11 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
 )
 @click.option("--fresh", is_flag=True, help="Forget the saved progress in the folder; start over.")
 @click.option(
+    "--keep-progress",
+    is_flag=True,
+    help="Keep the progress store after a run with nothing left to ask (it holds the input).",
+)
+@click.option(
     "--max-error-rate",
     type=click.FloatRange(0, 1),
     default=0.05,
@@ -216,11 +221,15 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
 @click.option("--debug", is_flag=True, help="Log every request and show tracebacks.")
 def run(**options: Any) -> None:
     """Reconcile INPUT (.csv, .csv.gz, .parquet or .xlsx) and write the outputs to --out."""
+    from batch.errors import UsageError  # noqa: PLC0415
     from jobs import logs  # noqa: PLC0415  (lazy: keeps --help fast)
     from jobs.cli_settings import api_key_from, run_settings  # noqa: PLC0415
     from jobs.job import run as run_job  # noqa: PLC0415
 
-    api_key = api_key_from(options["api_key_file"])
+    try:
+        api_key = api_key_from(options["api_key_file"])
+    except UsageError as exc:
+        fail(str(exc), 2)
     log, redactor = logs.configure(
         log_format=options["log_format"] or ("text" if sys.stderr.isatty() else "json"),
         debug=options["debug"],

@@ -22,8 +22,9 @@ def explain(exc: Exception, debug: bool, redactor: Any) -> NoReturn:
     from batch.errors import RunError  # noqa: PLC0415
     from jobs.exits import exit_code_for  # noqa: PLC0415
 
-    if debug:
-        traceback.print_exception(exc, file=sys.stderr)
+    if debug:  # the same redactor as the logs: a COPY error may quote a row's CI
+        trace = "".join(traceback.format_exception(exc))
+        print(redactor.text(trace), file=sys.stderr, end="")
     if isinstance(exc, RunError):
         fail(redactor.text(_with_hint(exc)), exit_code_for(exc))
     if isinstance(exc, OSError):
@@ -36,6 +37,7 @@ _HINTS = {
     "fresh": "pass --fresh to start over, or choose another --out",
     "out_dir_busy": "wait for it or choose another --out",
     "encoding": "pass --encoding",
+    "out_dir": "choose another --out",
 }
 
 

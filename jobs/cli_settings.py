@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from jobs.sinks import check_sink
 
 SANDBOX_URL = "https://sandbox-apigw.koscom.co.kr/v1/common/member"
 PRODUCTION_HOSTS = frozenset({"apigw.koscom.co.kr", "oap.k-mydata.org"})
+MIN_PSEUDONYM_KEY = 32  # bytes: an HMAC key shorter than its hash's block gives less than it seems
 
 
 def run_settings(
@@ -57,7 +59,14 @@ def run_settings(
         pseudonym_key = os.environ.get("KOSCOM_PSEUDONYM_KEY", "").encode() or None
         if pseudonym_key is None:
             raise UsageError("--pseudonymize needs the key in KOSCOM_PSEUDONYM_KEY")
+        if len(pseudonym_key) < MIN_PSEUDONYM_KEY:
+            raise UsageError(
+                f"KOSCOM_PSEUDONYM_KEY has {len(pseudonym_key)} bytes; it needs at least "
+                f"{MIN_PSEUDONYM_KEY} (e.g. `openssl rand -hex 32`)"
+            )
     keep = tuple(c.strip() for c in options["keep_columns"].split(",") if c.strip())
+    if pseudonym_key and options["ci_column"] in keep:
+        raise UsageError("--keep-columns may not carry the CI column under --pseudonymize")
     client = ClientSettings(
         base_url=base_url,
         api_key=api_key or "",
@@ -79,6 +88,7 @@ def run_settings(
         name_column=options["name_column"],
         encoding=options["encoding"],
         fresh=options["fresh"],
+        keep_progress=options["keep_progress"],
         max_error_rate=options["max_error_rate"],
         dry_run=options["dry_run"],
         progress_tty=sys.stderr.isatty(),
@@ -96,6 +106,13 @@ def run_settings(
 def api_key_from(path: Path | None) -> str | None:
     """The API key from --api-key-file, else KOSCOM_API_KEY; never from a flag's value."""
     if path is not None:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            # As ssh refuses a private key others can read: the key would be theirs too.
+            raise UsageError(
+                f"--api-key-file {path} can be read by others (mode {stat.S_IMODE(mode):o}); "
+                f"run chmod 600 {path}"
+            )
         return path.read_text(encoding="utf-8").strip() or None
     return os.environ.get("KOSCOM_API_KEY", "").strip() or None
 

@@ -16,6 +16,8 @@ from jobs.settings import RunSettings
 
 __all__ = ["RunResult", "RunSettings", "run"]
 
+STALL_MARGIN = 600.0  # s: retries back off 15 s at most, five times, on two questions
+
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
@@ -41,6 +43,9 @@ def run(settings: RunSettings, log: Log) -> RunResult:
         legacy_encodings=LEGACY_ENCODINGS,
         sheet=settings.sheet,
         fresh=settings.fresh,
+        keep_progress=settings.keep_progress,
+        # Longer than any wait the gate allows: the longest outage, then a customer's retries.
+        stall_timeout=settings.client.max_outage + STALL_MARGIN,
         chunk_rows=settings.chunk_rows,
         dry_run=settings.dry_run,
         progress_tty=settings.progress_tty,

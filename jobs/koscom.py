@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import re
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -11,11 +13,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from batch.contract import Admitted, Column, Table, Tally, Values
+from batch.errors import UsageError
 from batch.gate import GateStats
 from batch.log import Log
 from batch.writer import TableWriter
 from jobs.changes import compute_changes, previous_run
 from jobs.client import KoscomClient
+from jobs.logs import Redactor
 from jobs.models import Customer
 from jobs.outputs import (
     DICTIONARY_COLUMNS,
@@ -32,11 +36,14 @@ from jobs.record import (
     record_from_store,
     record_to_store,
 )
+from jobs.sealing import Sealer
 from jobs.settings import RunSettings
 from jobs.sinks import load
 from jobs.summary import run_log_row, summary_of
 from jobs.validation import customer_or_problem
 
+# A CI is 88 base64 characters; a run of 40 or more is hidden too (a CI cut by a bad row).
+CI_SHAPED = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 # CP949 is a superset of EUC-KR, and what Korean Excel writes.
 LEGACY_ENCODINGS = {"cp949": "cp949", "euc_kr": "cp949", "johab": "cp949", "iso2022_kr": "cp949"}
 
@@ -44,14 +51,18 @@ LEGACY_ENCODINGS = {"cp949": "cp949", "euc_kr": "cp949", "johab": "cp949", "iso2
 class KoscomAsker:
     """Asks both APIs about one customer and reconciles the answers."""
 
-    def __init__(self, client: KoscomClient, rate: float) -> None:
+    def __init__(self, client: KoscomClient, rate: float, redactor: Redactor) -> None:
         self._client = client
         self._rate = rate
+        self._redactor = redactor
         self._began = time.monotonic()
 
     async def ask(self, item: Customer) -> CustomerRecord:
         membership, consent = await self._client.check(item)
-        return CustomerRecord(reconcile(membership, consent), dt.datetime.now(dt.UTC))
+        outcome = reconcile(membership, consent)
+        if outcome.error:  # it may quote a server: the logs' redactor passes over it too
+            outcome = dataclasses.replace(outcome, error=self._redactor.text(outcome.error))
+        return CustomerRecord(outcome, dt.datetime.now(dt.UTC))
 
     def figures(self) -> dict[str, Any]:
         stats = self._client.stats
@@ -75,6 +86,8 @@ class KoscomJob:
         self.settings = settings
         self._log = log
         self._client: KoscomClient | None = None
+        key = settings.pseudonym_key
+        self._sealer = Sealer(key) if key else None
 
     def identity(self) -> dict[str, Any]:
         settings = self.settings
@@ -86,6 +99,8 @@ class KoscomJob:
             "base_url": settings.client.base_url.rstrip("/"),  # never mix two hosts' answers
             "keep_columns": list(settings.keep_columns),
             "sheet": settings.sheet,
+            # Store keys are HMACs under --pseudonymize: another key could not resume.
+            "pseudonym_key_id": self._sealer.key_id if self._sealer else None,
         }
 
     def columns(self) -> Sequence[Column]:
@@ -104,12 +119,27 @@ class KoscomJob:
         if isinstance(verdict, str):
             return verdict
         kept = tuple((name, values.get(name)) for name in settings.keep_columns)
-        return Admitted(verdict.ci, Customer(verdict.ci, verdict.kor_name, kept))
+        if self._sealer is not None:
+            for name, value in kept:
+                if value and CI_SHAPED.search(value):
+                    raise UsageError(
+                        f"--keep-columns {name!r} holds CI-shaped values; under "
+                        "--pseudonymize no output may carry a CI"
+                    )
+        # The store's key is what outputs show: the CI, or its HMAC under --pseudonymize.
+        customer = Customer(verdict.ci, verdict.kor_name, kept)
+        return Admitted(settings.ci_value(verdict.ci), customer)
 
     def encode_item(self, item: Customer) -> dict[str, Any]:
+        if self._sealer is not None:
+            return {"sealed": self._sealer.seal(customer_to_store(item))}
         return customer_to_store(item)
 
     def decode_item(self, stored: dict[str, Any]) -> Customer:
+        if "sealed" in stored:
+            if self._sealer is None:
+                raise UsageError("the progress store is sealed: run with --pseudonymize")
+            return customer_from_store(self._sealer.open(stored["sealed"]))
         return customer_from_store(stored)
 
     def encode_record(self, record: CustomerRecord) -> dict[str, Any]:
@@ -124,9 +154,10 @@ class KoscomJob:
     @contextlib.asynccontextmanager
     async def asker(self, log: Log) -> AsyncIterator[KoscomAsker]:
         client = self.settings.client
+        secrets = [client.api_key, (self.settings.pseudonym_key or b"").decode(errors="replace")]
         async with KoscomClient(client, log) as opened:
             self._client = opened
-            yield KoscomAsker(opened, client.rate)
+            yield KoscomAsker(opened, client.rate, Redactor(secrets))
 
     def request_figures(self) -> Mapping[str, Any]:
         """What the last asking phase sent and got back (nothing, when nothing was asked)."""
@@ -153,7 +184,7 @@ class KoscomJob:
     def rows(
         self, key: str, item: Customer, record: CustomerRecord
     ) -> Mapping[str, Sequence[dict[str, Any]]]:
-        ci_field, ci = self.settings.ci_field, self.settings.ci_value(key)
+        ci_field, ci = self.settings.ci_field, key  # the key is already as outputs show it
         return {
             "reconciled": [reconciled_row(item, record, ci, ci_field)],
             "accounts": account_rows(record, ci, ci_field),
@@ -168,14 +199,25 @@ class KoscomJob:
         return record.outcome.error
 
     def reject_values(self, values: Values) -> Values:
-        """Under --pseudonymize the CI column shows its HMAC, under a name that says so."""
+        """Under --pseudonymize no raw CI survives a reject, whatever column it shifted into.
+
+        The CI column shows its HMAC under a name that says so; in every other column a
+        CI-shaped run of characters (a malformed row moves the CI elsewhere) is replaced
+        by its HMAC too. The engine keeps only what this returns, in the store as well.
+        """
         settings = self.settings
         if not settings.pseudonym_key:
             return values
         hidden = settings.ci_column
+
+        def hide(match: re.Match[str]) -> str:
+            return f"hmac:{settings.ci_value(match.group())}"
+
         return {
             (f"{name}_hmac" if name == hidden else name): (
-                settings.ci_value(value.strip()) if name == hidden and value else value
+                settings.ci_value(value.strip())
+                if name == hidden and value
+                else (CI_SHAPED.sub(hide, value) if value else value)
             )
             for name, value in values.items()
         }

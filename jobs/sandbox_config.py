@@ -25,6 +25,7 @@ FAULT_KINDS = (
     "duplicate",  # the true answer, then the same bytes again on the connection
     "endless_headers",  # a status line, then header lines until the client leaves
     "huge_body",  # a 200 whose JSON body is far larger than any answer
+    "echo",  # a platform error quoting the CI and the key, with a 100 KB code (hostile)
 )
 OUTAGE_KINDS = ("html", "http503", "reset", "refused")
 

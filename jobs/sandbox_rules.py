@@ -297,6 +297,13 @@ def fault_answer(kind: str, api: str, ci: str, config: SandboxConfig, headers: H
         return replace(truthful(api, ci, config.answer_salt, headers), action="duplicate")
     if kind == "endless_headers":
         return Answer(200, action="endless_headers", size=config.endless_headers_bytes)
+    if kind == "echo":
+        body = {
+            "category": "common",
+            "code": "9" * 100_000,
+            "message": f"bad request for ci={ci} with apikey={config.api_key}",
+        }
+        return json_answer(body, headers, status=500)
     if kind == "huge_body":
         return Answer(200, b"", (*headers, JSON), action="huge_body", size=config.huge_body_bytes)
     return Answer(0, action="reset")

@@ -23,6 +23,7 @@ class RunSettings:
     name_column: str = "kor_name"
     encoding: str | None = None
     fresh: bool = False
+    keep_progress: bool = False
     max_error_rate: float = 1.0
     chunk_rows: int = 20_000
     dry_run: bool = False

@@ -224,8 +224,12 @@ def test_three_nights_give_every_event_a_run_log_and_equal_sinks(
                 assert got == counts, name
             assert pg.execute("select count(*) from runs").fetchone() == (3,)
 
-            # A rerun of the same night replaces its partition and its rows; nothing doubles.
-            again = dataset_run(sandbox, night2, root, "2026-11-03", *sinks, **env)
+            # A rerun of a finished night says so and asks nothing; with --fresh it asks
+            # again and replaces its partition and its rows: nothing doubles.
+            finished = dataset_run(sandbox, night2, root, "2026-11-03", *sinks, **env)
+            assert finished.exit_code == 0, finished.stderr
+            assert '"event": "finished_before"' in finished.stderr
+            again = dataset_run(sandbox, night2, root, "2026-11-03", "--fresh", *sinks, **env)
             assert again.exit_code == 0, again.stderr
             assert pg.execute(
                 "select count(*) from reconciled where run_date = '2026-11-03'"

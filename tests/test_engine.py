@@ -15,7 +15,14 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from batch.errors import AccountingError, Interrupted, PausedError, StoreError, UsageError
+from batch.errors import (
+    AccountingError,
+    Interrupted,
+    PausedError,
+    Stalled,
+    StoreError,
+    UsageError,
+)
 from batch.lifecycle import STORE_NAME
 from batch.runner import Outcome, Runner
 from batch.store import ProgressStore
@@ -110,6 +117,21 @@ def test_answers_arriving_together_are_committed_together(tmp_path: Path) -> Non
     assert store.counts()["done"] == 40
 
 
+def test_a_run_that_stops_finishing_anything_is_ended_by_the_watchdog(tmp_path: Path) -> None:
+    store = ProgressStore(tmp_path / STORE_NAME)
+    store.ingest_chunk([_item(n) for n in range(10)], [], rows=10)
+
+    async def hangs(item: Any) -> Outcome:
+        if item.seq > 3:
+            await asyncio.Event().wait()  # a request that never comes back, and no timeout
+        return Outcome("done", {"n": item.seq})
+
+    runner = Runner(store, hangs, workers=4, drain_timeout=0.5, stall_timeout=0.4)
+    with pytest.raises(Stalled, match="no item finished for"):
+        asyncio.run(runner.run())
+    assert store.counts()["done"] == 3  # what finished before the hang is kept
+
+
 def test_an_accounting_mismatch_publishes_nothing(words: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     job = WordJob(Behaviour(drop_rows_of=frozenset({"zeta"})))
@@ -168,9 +190,29 @@ def test_a_store_that_cannot_commit_stops_the_run_at_once(
     assert not (out / "lengths.parquet").exists()
 
 
+def test_a_finished_run_leaves_no_store_and_a_rerun_asks_nothing(
+    words: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = run_words(words, out)
+    assert not list(out.glob(f"{STORE_NAME}*"))  # the input's keys do not outlive the run
+    again = WordJob()
+    assert run_words(words, out, again).summary == first.summary
+    assert not again.behaviour.asked
+    kept = tmp_path / "kept"
+    run_words(words, kept, keep_progress=True)
+    assert (kept / STORE_NAME).exists()
+
+
+def test_a_run_with_failures_keeps_its_store_for_the_retry(words: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_words(words, out, WordJob(Behaviour(fail_words=frozenset({"eta"}))))
+    assert (out / STORE_NAME).exists()
+
+
 def test_a_store_from_another_version_is_refused(words: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    run_words(words, out)
+    run_words(words, out, keep_progress=True)
     with sqlite3.connect(out / STORE_NAME) as db:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(UsageError, match="another version") as caught:

@@ -99,7 +99,7 @@ def test_keep_columns_carry_input_columns_into_reconciled(sandbox, tmp_path: Pat
 
 
 def test_pseudonymized_outputs_hold_no_ci_and_no_key_anywhere(sandbox, tmp_path: Path) -> None:
-    key = "pseudonym-secret-8d1f"
+    key = "pseudonym-secret-8d1f-0123456789abcdef"
     rows = [list(p) for p in PEOPLE]
     rows[0][1] = ""  # one reject, whose CI must be hidden too
     path = write_csv(tmp_path / "in.csv", rows)

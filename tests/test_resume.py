@@ -125,9 +125,10 @@ def test_kill_during_output_writing_leaves_no_half_file(sandbox, tmp_path: Path)
     people = customers(100)
     path = write_csv(tmp_path / "big.csv", [people[i % 100] for i in range(200_000)])
     out = tmp_path / "out"
-    assert job(sandbox, path, out).exit_code == 0
+    assert job(sandbox, path, out, "--keep-progress").exit_code == 0
     before = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
-    proc = spawn(base_args(sandbox, path, out))  # all answered: it goes straight to writing
+    # All answered and the store kept: it goes straight to writing.
+    proc = spawn([*base_args(sandbox, path, out), "--keep-progress"])
     wait_for(lambda: any(".partial-" in p.name for p in out.iterdir()), proc)
     kill(proc)
     after = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
@@ -202,12 +203,14 @@ def test_a_folder_made_from_another_input_is_refused_until_fresh(
     sandbox, people_file: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    assert job(sandbox, people_file, out).exit_code == 0
+    assert job(sandbox, people_file, out, "--keep-progress").exit_code == 0
     other = write_csv(tmp_path / "other.csv", customers(5, salt="other"))
     refused = job(sandbox, other, out)
     assert refused.exit_code == 2
     assert "holds progress of another run (input_sha256 differ); pass --fresh" in refused.stderr
-    elsewhere = job(sandbox, people_file, out, "--base-url", sandbox.base_url + "/")
+    elsewhere = job(
+        sandbox, people_file, out, "--base-url", sandbox.base_url + "/", "--keep-progress"
+    )
     assert elsewhere.exit_code == 0  # a trailing slash is the same host
     moved = job(
         sandbox, people_file, out, "--base-url", sandbox.base_url.replace("127.0.0.1", "localhost")
