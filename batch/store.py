@@ -93,6 +93,10 @@ class ProgressStore:
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._open()
+        except sqlite3.OperationalError as exc:  # locked, or the disk: not the file's fault
+            raise StoreError(
+                f"the progress store {path} cannot be opened: {describe_store_error(exc)}"
+            ) from None
         except sqlite3.DatabaseError as exc:
             raise UsageError(
                 f"the progress store {path} cannot be read ({describe_store_error(exc)})",

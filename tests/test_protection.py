@@ -192,3 +192,19 @@ def test_a_disk_that_fills_up_stops_the_run_with_its_name(sandbox, tmp_path: Pat
     assert result.exit_code in (2, 70), result.stderr
     assert "disk is full" in result.stderr or "No space left" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_store_locked_by_another_process_is_named_as_such(sandbox, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "in.csv", customers(5))
+    out = tmp_path / "out"
+    assert job(sandbox, path, out, "--keep-progress").exit_code == 0
+    holder = sqlite3.connect(out / ".progress.sqlite", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = job(sandbox, path, out, "--keep-progress")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.exit_code == 70
+    assert "locked by another process" in result.stderr
+    assert "Traceback" not in result.stderr
