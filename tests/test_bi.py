@@ -21,6 +21,7 @@ from tests.conftest import ROOT, base_args, customers, job, run_cli, write_csv
 from tests.fake_job import Behaviour, WordJob, run_words
 
 OLD_DUCKDB = "1.0.0"  # the oldest DuckDB release whose CLI must open the sink file
+PIP = (sys.executable, "-m", "pip", "install", "--quiet", "--no-deps")
 
 
 def dataset_args(sandbox, path: Path, root: Path, day: str, *extra: str) -> list[str]:
@@ -167,8 +168,11 @@ def test_exit_1_says_the_error_fraction_and_the_top_reasons(sandbox, tmp_path: P
     assert result.exit_code == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith("member-recon:")]
     assert lines == [
-        "member-recon: 6 of 20 customers (30.0%) ended in error, above --max-error-rate 0.25; "
-        "top reasons: 6 x register/search: register/search answered an unknown result 'maybe'"
+        (
+            "member-recon: 6 of 20 customers (30.0%) ended in error, above --max-error-rate "
+            "0.25; top reasons: 6 x register/search: register/search answered an unknown "
+            "result 'maybe'"
+        )
     ]
     assert f"report: member-recon report {tmp_path / 'out'}" in result.stdout
 
@@ -233,8 +237,7 @@ def old_duckdb() -> Path:
     target = ROOT / ".venv" / f"old-duckdb-{OLD_DUCKDB}"
     if not (target / "duckdb").exists():
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target"]
-            + [str(target), f"duckdb=={OLD_DUCKDB}"],
+            [*PIP, "--target", str(target), f"duckdb=={OLD_DUCKDB}"],
             capture_output=True,
             text=True,
             check=False,
@@ -261,8 +264,13 @@ def test_the_duckdb_sink_opens_in_the_oldest_supported_duckdb(sandbox, tmp_path:
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     opened = subprocess.run(
-        [sys.executable, "-S", "-c", f"import sys; sys.path.insert(0, {str(older)!r}); {script}"]
-        + [str(sink)],
+        [
+            sys.executable,
+            "-S",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(older)!r}); {script}",
+            str(sink),
+        ],
         capture_output=True,
         text=True,
         check=False,

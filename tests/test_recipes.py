@@ -36,7 +36,7 @@ def run_recipe(name: str, root: Path, out: Path | None = None) -> dict[str, Any]
     if out is not None:
         code = code.replace("/data/out", str(out))
     namespace: dict[str, Any] = {}
-    exec(compile(code, f"docs/schema.md ({name})", "exec"), namespace)  # noqa: S102
+    exec(compile(code, f"docs/schema.md ({name})", "exec"), namespace)
     return namespace
 
 
@@ -45,7 +45,7 @@ def truth(root: Path) -> tuple[int, int, str]:
     accounts = pq.read_table(root / "accounts" / f"run_date={DAYS[0]}" / "accounts.parquet")
     com_ids = set(accounts.column("com_id").to_pylist())
     assert any(c.startswith("0") for c in com_ids)
-    return PEOPLE, accounts.num_rows, sorted(com_ids)[0]
+    return PEOPLE, accounts.num_rows, min(com_ids)
 
 
 def test_every_documented_recipe_is_tested() -> None:
@@ -82,7 +82,8 @@ def test_duckdb_recipe(root: Path) -> None:
         assert types["checked_at"] == "TIMESTAMP WITH TIME ZONE"
         assert types["terms_expire_date"] == "DATE"
         got = con.execute(
-            f"select count(*), typeof(any_value(com_id)) from accounts where run_date = DATE '{DAYS[0]}'"
+            "select count(*), typeof(any_value(com_id)) from accounts where run_date = $d",
+            {"d": dt.date.fromisoformat(DAYS[0])},
         ).fetchone()
         assert got == (accounts, "VARCHAR")
         assert con.execute(
@@ -98,9 +99,8 @@ def test_pandas_recipe(root: Path) -> None:
     assert len(reconciled) == PEOPLE * len(DAYS)
     assert {type(d) for d in reconciled["run_date"]} == {dt.date}
     assert sorted({d.isoformat() for d in reconciled["run_date"]}) == list(DAYS)
-    assert str(reconciled["checked_at"].dtype).startswith("datetime64") and "UTC" in str(
-        reconciled["checked_at"].dtype
-    )
+    assert str(reconciled["checked_at"].dtype).startswith("datetime64")
+    assert "UTC" in str(reconciled["checked_at"].dtype)
     assert (account_frame["run_date"] == dt.date.fromisoformat(DAYS[0])).sum() == accounts
     assert com_id in set(account_frame["com_id"])
     assert pd.api.types.is_string_dtype(account_frame["vt_acc_no"])
