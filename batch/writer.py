@@ -85,7 +85,8 @@ def dir_mode(file_mode: int) -> int:
 
 def make_dirs(path: Path, mode: int, chmod_from: Path | None = None) -> None:
     """Make `path` and its missing parents with `mode` (whatever the umask); folders from
-    `chmod_from` down to `path` that exist already get `mode` too."""
+    `chmod_from` down to `path` that exist already get `mode` too. A setgid bit stays, so a
+    root made `chmod g+s` for a group hands that group to everything under it."""
     missing = []
     probe = path
     while not probe.exists():
@@ -102,8 +103,9 @@ def make_dirs(path: Path, mode: int, chmod_from: Path | None = None) -> None:
                 break
             probe = probe.parent
     for folder in targets:
-        if stat.S_IMODE(folder.stat().st_mode) != mode:
-            folder.chmod(mode)
+        current = stat.S_IMODE(folder.stat().st_mode)
+        if current & 0o777 != mode:
+            folder.chmod(mode | (current & (stat.S_ISGID | stat.S_ISVTX)))  # keep a setgid group
 
 
 def sweep_temporaries(folder: Path) -> None:

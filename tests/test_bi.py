@@ -294,3 +294,21 @@ def test_the_engine_keeps_a_timeline_of_the_run(tmp_path: Path) -> None:
     assert done[-1] == table.column("asked").to_pylist()[-1] == 120
     assert table.num_rows >= 2  # a sample a second, and a last one
     assert str(table.schema.field("at").type) == "timestamp[us, tz=UTC]"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a folder to another group needs root")
+def test_a_setgid_root_hands_its_group_to_every_night(sandbox, tmp_path: Path) -> None:
+    """README's BI sharing: ROOT owned by the job's user, group of the BI readers, g+s."""
+    group = 65534  # nogroup: any group the job's user is not the primary of
+    root = tmp_path / "bi"
+    root.mkdir()
+    os.chown(root, -1, group)
+    root.chmod(0o2750)
+    path = write_csv(tmp_path / "in.csv", customers(4))
+    key = {"KOSCOM_PSEUDONYM_KEY": "k-77"}
+    args = dataset_args(sandbox, path, root, "2026-11-12", "--file-mode", "0640", "--pseudonymize")
+    assert run_cli(args, key).exit_code == 0
+    assert stat.S_IMODE(root.stat().st_mode) == 0o2750
+    published = [p for p in root.rglob("*") if ".work" not in p.parts]
+    assert {p.stat().st_gid for p in published} == {group}
+    assert {mode(p) for p in published if p.is_file()} == {0o640}
