@@ -39,7 +39,7 @@ def partition_dir(root: Path, table: str, run_date: dt.date) -> Path:
 
 
 def night_file(root: Path, name: str, run_date: dt.date) -> Path:
-    """Where a night's file goes: `reconciled.parquet` is the `reconciled` table's night."""
+    """Where a night's file goes: `NAME.ext` is the night of the table `NAME`."""
     return partition_dir(root, name.split(".", 1)[0], run_date) / name
 
 

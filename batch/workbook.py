@@ -1,7 +1,7 @@
 """Tables as one .xlsx workbook for people: a sheet per table, typed cells (XlsxWriter).
 
 * strings are text cells, always: an identifier such as `00003` keeps its zeros;
-* dates are date cells; timestamps are shown in a named zone (`2026-11-24 02:13:05 KST`);
+* dates are date cells; timestamps are shown in a named zone (`2026-11-24 02:13:05 KST` in Seoul);
 * the header row is frozen and filters are on; the sheet is streamed in constant memory.
 
 A sheet holds at most 1,048,575 rows under its header (Excel's limit); more go on to a
@@ -24,7 +24,7 @@ class Workbook:
     """One .xlsx file; `sheet(name, schema)` gives a writer with TableWriter's interface."""
 
     def __init__(self, path: Path, zone: str = "UTC") -> None:
-        import xlsxwriter  # noqa: PLC0415  (lazy: only --format xlsx needs it)
+        import xlsxwriter  # noqa: PLC0415  (lazy: only xlsx outputs need it)
 
         self.path = path
         self.zone = ZoneInfo(zone)
@@ -40,7 +40,7 @@ class Workbook:
         return Sheet(self, name, schema)
 
     def stamp_format(self, zone_name: str) -> Any:
-        """A timestamp format that names its zone, e.g. `yyyy-mm-dd hh:mm:ss "KST"`."""
+        """A timestamp format that names its zone, e.g. `yyyy-mm-dd hh:mm:ss "CET"`."""
         if zone_name not in self._stamps:
             number = "yyyy-mm-dd hh:mm:ss" + (f' "{zone_name}"' if zone_name else "")
             self._stamps[zone_name] = self.book.add_format({"num_format": number})
