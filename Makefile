@@ -27,6 +27,8 @@ format: $(STAMP)
 test: lint
 	@bash scripts/ensure-postgres.sh
 	@bash scripts/ensure-network-servers.sh
+	@bash scripts/ensure-chromium.sh
+	@PY=$(PY) bash scripts/ensure-spark.sh
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -148,6 +148,6 @@ class Job(Protocol[I, R]):
         """One row for the dataset's run log, and the log's schema."""
         ...
 
-    def after_publish(self, partition: Path, run_log: Path) -> None:
-        """Work after a dataset partition is published (loading sinks, say)."""
+    def after_publish(self, published: Mapping[str, Path], run_log: Path) -> None:
+        """Work after a dataset night is published (loading sinks, say): table -> its file."""
         ...

@@ -11,9 +11,11 @@ from typing import Any
 
 from batch.contract import Job
 from batch.store import ProgressStore
+from batch.workbook import Sheet, Workbook
 from batch.writer import OutputSet, TableWriter
 
 REJECT_COLUMNS = ("row", "reason")
+FORMATS = ("parquet", "csv", "xlsx")
 
 
 @dataclass(slots=True)
@@ -28,14 +30,28 @@ class Exported:
 
 
 def export_tables(
-    store: ProgressStore, job: Job[Any, Any], outputs: OutputSet, file_format: str
+    store: ProgressStore,
+    job: Job[Any, Any],
+    outputs: OutputSet,
+    file_format: str,
+    zone: str = "UTC",
 ) -> Exported:
-    """Every table, one row group per store batch; items without an answer give no rows."""
+    """Every table, one row group per store batch; items without an answer give no rows.
+
+    As xlsx, every table is a sheet of one workbook named after the first table.
+    """
     tables = job.tables()
     exported = Exported()
-    writers: dict[str, TableWriter] = {}
+    writers: dict[str, TableWriter | Sheet] = {}
+    book = None
     try:
+        if file_format == "xlsx":
+            book = Workbook(outputs.aside(f"{tables[0].name}.xlsx"), zone)
         for table in tables:
+            if book is not None:
+                exported.paths[table.name] = book.path
+                writers[table.name] = book.sheet(table.name, table.schema)
+                continue
             path = outputs.aside(f"{table.name}.{file_format}")
             exported.paths[table.name] = path
             writers[table.name] = TableWriter(path, table.schema, file_format, table.dictionary)
@@ -58,6 +74,8 @@ def export_tables(
     finally:
         for writer in writers.values():
             writer.close()
+        if book is not None:
+            book.close()
     exported.written = {name: writer.rows for name, writer in writers.items()}
     return exported
 

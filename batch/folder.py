@@ -73,13 +73,26 @@ def finished_before(
     """The result of an earlier run of the same input and job that finished in this folder."""
     try:
         marker = json.loads((out_dir / FINISHED_NAME).read_text(encoding="utf-8"))
-        summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if marker.get("identity") != identity_digest(identity) or (out_dir / STORE_NAME).exists():
         return None
-    outputs = sorted(p for p in out_dir.iterdir() if p.is_file() and not p.name.startswith("."))
-    return dict(summary), tuple(outputs)
+    outputs = tuple(Path(p) for p in marker.get("outputs", ()))
+    if not all(p.exists() for p in outputs):
+        return None  # its outputs were removed since: the night must be made again
+    return dict(marker.get("summary", {})), outputs
+
+
+def mark_finished(
+    out_dir: Path, identity: dict[str, Any], summary: dict[str, Any], outputs: Iterable[Path]
+) -> None:
+    """Leave, where the store was, what a rerun of the same input needs to say it is done."""
+    marker = {
+        "identity": identity_digest(identity),
+        "summary": summary,
+        "outputs": [str(p.resolve()) for p in outputs],
+    }
+    (out_dir / FINISHED_NAME).write_text(json.dumps(marker, ensure_ascii=False), encoding="utf-8")
 
 
 def forget(out_dir: Path, outputs: Iterable[str]) -> None:

@@ -7,8 +7,8 @@
       ask        ─ bounded workers answer every open item (batch.runner), group-committed
       export     ─ every table from the store, in input order (batch.export)
       account    ─ rows read == items + rejects, and every item written: else nothing is published
-      publish    ─ files renamed into place together; with a dataset root, the night's
-                   partition swapped in whole and a row appended to the run log
+      publish    ─ files renamed into place together; with a dataset root, each table's
+                   night renamed into its partition, then a row appended to the run log
 
 A run that stops early (a pause, an abort, a signal, a network misconfiguration)
 still leaves `summary.json` with its state and reason, and publishes no table.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
 import sqlite3
 from collections.abc import Mapping
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from batch.contract import Job, Tally
-from batch.dataset import append_run, partition_dir, publish_partition, stage_copy
+from batch.dataset import append_run, check_layout, placer, prepare_root, run_log_path
 from batch.errors import (
     AbortError,
     AccountingError,
@@ -38,14 +37,14 @@ from batch.errors import (
     StoreError,
     UsageError,
 )
-from batch.export import Exported, export_tables, write_rejects
+from batch.export import FORMATS, Exported, export_tables, write_rejects
 from batch.folder import (
     FINISHED_NAME,
     STORE_NAME,
     check_folder,
     finished_before,
     forget,
-    identity_digest,
+    mark_finished,
 )
 from batch.ingest import claim, ingest
 from batch.lock import FolderLock
@@ -54,7 +53,9 @@ from batch.progress import ProgressReport
 from batch.reader import InputFile
 from batch.runner import Outcome, Runner, run_async
 from batch.store import OpenItem, ProgressStore
-from batch.writer import OutputSet, write_json
+from batch.timeline import TABLE as TIMELINE
+from batch.timeline import TIMELINE_NAME, Timeline, write_timeline
+from batch.writer import OutputSet, dir_mode, make_dirs, write_json
 
 _STOP_STATES = ((PausedError, "paused"), (Interrupted, "stopped"), (AbortError, "aborted"))
 
@@ -80,6 +81,8 @@ class BatchSettings:
     run_date: dt.date | None = None
     keep_progress: bool = False  # keep the store after a run with nothing left to ask
     stall_timeout: float | None = None  # end the run when nothing finishes for this long
+    file_mode: int = 0o600  # outputs; folders to match; the progress store stays 0600
+    display_zone: str = "UTC"  # the zone xlsx shows timestamps in
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +97,23 @@ def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchRes
     """Run the life cycle once; raise a `RunError` for every way it can stop early."""
     started = _now()
     out_dir = settings.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    check_folder(out_dir)
+    if out_dir.exists():
+        check_folder(out_dir)  # before any chmod below could hide that others control it
     if settings.dataset_root is not None:
-        check_folder(settings.dataset_root)
+        if settings.dataset_root.exists():
+            check_folder(settings.dataset_root)
+        check_layout(settings.dataset_root)
+        prepare_root(settings.dataset_root, settings.file_mode)
+        make_dirs(out_dir, 0o700)
+    else:
+        make_dirs(out_dir, dir_mode(settings.file_mode), chmod_from=out_dir)
+    check_folder(out_dir)
     with FolderLock(out_dir):
         if settings.fresh:
-            tables = [f"{t.name}.{ext}" for t in job.tables() for ext in ("parquet", "csv")]
-            forget(out_dir, [*tables, *job.extra_outputs, "rejects.csv", "summary.json"])
+            tables = [t.name for t in job.tables()] + [TIMELINE]
+            names = [f"{table}.{ext}" for table in tables for ext in FORMATS]
+            extra = [*job.extra_outputs, "rejects.csv", "summary.json", TIMELINE_NAME]
+            forget(out_dir, [*names, *extra])
         source = InputFile.open(
             settings.input_path, settings.encoding, settings.sheet, settings.legacy_encodings
         )
@@ -120,7 +132,7 @@ def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchRes
         if life.clean and not settings.keep_progress:
             # Nothing is left to ask: the store (the input's keys, and its values) goes.
             ProgressStore.remove(out_dir / STORE_NAME)
-            write_json(out_dir / FINISHED_NAME, {"identity": identity_digest(identity)})
+            mark_finished(out_dir, identity, result.summary, result.outputs)
         return result
 
 
@@ -170,7 +182,7 @@ class _Life:
         """summary.json for a run that stopped early; a broken store or disk may forbid it."""
         try:
             summary = self._summary(_state_of(exc), exc, None)
-            with OutputSet(self.settings.out_dir) as outputs:
+            with OutputSet(self.settings.out_dir, mode=self.settings.file_mode) as outputs:
                 write_json(outputs.aside("summary.json"), summary)
                 outputs.publish()
             self._log_run(summary)
@@ -211,9 +223,18 @@ class _Life:
                 on_outcome=lambda outcome: progress.update(outcome.label),
                 stall_timeout=self.settings.stall_timeout,
             )
+            timeline = Timeline(
+                self.settings.out_dir / TIMELINE_NAME,
+                lambda: {
+                    "items_done": progress.done,
+                    **{f"items_{label}": n for label, n in progress.by_state.items()},
+                    **asker.figures(),
+                },
+            )
             stop = None
             try:
-                await runner.run()
+                async with timeline:
+                    await runner.run()
             except RunError as exc:  # the summary still needs the asker's figures
                 stop = exc
             finally:
@@ -226,13 +247,24 @@ class _Life:
         """Export (not on a pause or dry run), account, publish; raise the pause after."""
         settings, store = self.settings, self.store
         exported = Exported()
-        with OutputSet(settings.out_dir) as outputs:
+        root, day = settings.dataset_root, settings.run_date
+        place = (
+            placer(root, day, settings.file_mode)
+            if root is not None and day is not None and state == "done"
+            else None
+        )
+        into_dataset = place is not None
+        with OutputSet(settings.out_dir, place, settings.file_mode) as outputs:
             if state == "done":
-                exported = export_tables(store, self.job, outputs, settings.file_format)
+                exported = export_tables(
+                    store, self.job, outputs, settings.file_format, settings.display_zone
+                )
                 extra = self.job.finish(exported.paths, outputs.aside)
             else:
                 extra = {}
             write_rejects(outputs.aside("rejects.csv"), store, self.job)
+            if state == "done":  # before that, the samples stay in the folder's .timeline.jsonl
+                self._write_timeline(outputs)
             summary = self._summary(state, stop, exported, extra)
             self.clean = state == "done" and store.counts()["error"] == 0
             if state == "done" and not summary["accounting_ok"]:
@@ -242,32 +274,29 @@ class _Life:
         if stop is not None:
             self._log_run(summary)
             raise stop
-        if settings.dataset_root is not None and state == "done":
-            published = self._publish_partition(published, summary)
+        if into_dataset:
+            assert root is not None
+            self._log_run(summary)  # last: a reader who trusts the run log sees whole nights
+            self.log.info("published", dataset=str(root))
+            self.job.after_publish(
+                {path.name.split(".", 1)[0]: path for path in published}, run_log_path(root)
+            )
+        elif state == "done":
+            _remove_stale(settings.out_dir, self.job, published)
         return BatchResult(summary, published)
 
-    def _publish_partition(
-        self, files: tuple[Path, ...], summary: dict[str, Any]
-    ) -> tuple[Path, ...]:
-        """Swap the night's files in as the partition, log the run, then the job's after-work."""
-        root, day = self.settings.dataset_root, self.settings.run_date
-        assert root is not None
-        assert day is not None
-        partition = partition_dir(root, day)
-        staging = root / "_work" / f".staging-{partition.name}-{os.getpid()}"
-        stage_copy(list(files), staging)
-        publish_partition(staging, partition)
-        self._log_run(summary)
-        self.log.info("published", partition=str(partition))
-        self.job.after_publish(partition, root / "runs.parquet")
-        return tuple(partition / path.name for path in files)
+    def _write_timeline(self, outputs: OutputSet) -> None:
+        samples = self.settings.out_dir / TIMELINE_NAME
+        path = outputs.aside(f"{TIMELINE}.parquet")
+        if not write_timeline(samples, path):
+            outputs.discard_last()
 
     def _log_run(self, summary: Mapping[str, Any]) -> None:
         """One row per run: a failure after the run was logged (a sink's) is not logged again."""
         if self.settings.dataset_root is not None and not self.logged:
             self.logged = True
             row, schema = self.job.run_log(summary)
-            append_run(self.settings.dataset_root, row, schema)
+            append_run(self.settings.dataset_root, row, schema, self.settings.file_mode)
 
     def _summary(
         self,
@@ -319,6 +348,15 @@ class _Life:
             f"accounting mismatch: {rows} rows read, {counts['items']} items "
             f"+ {counts['rejected']} rejected, {written} written; outputs not published"
         )
+
+
+def _remove_stale(out_dir: Path, job: Job[Any, Any], published: tuple[Path, ...]) -> None:
+    """A run in another format leaves none of the last format's table files behind."""
+    for table in job.tables():
+        for ext in FORMATS:
+            path = out_dir / f"{table.name}.{ext}"
+            if path not in published:
+                path.unlink(missing_ok=True)
 
 
 def _state_of(error: RunError) -> str:

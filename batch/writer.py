@@ -6,8 +6,9 @@ import csv
 import importlib.abc
 import json
 import os
+import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -20,30 +21,44 @@ class OutputSet:
 
     Nothing is renamed until every file is complete and fsynced, so a crash leaves
     either the old set or the new one plus stray temporaries (swept on next use).
+    Temporaries sit in `folder`; `place(name)` may put the final file elsewhere on the
+    same file system (a dataset's table folders). Files get `mode` before they appear.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(
+        self, folder: Path, place: Callable[[str], Path] | None = None, mode: int = 0o600
+    ) -> None:
         self.folder = folder
-        self._pending: list[tuple[Path, Path]] = []
+        self._place = place
+        self._mode = mode
+        self._pending: list[tuple[Path, str]] = []
         sweep_temporaries(folder)
 
     def aside(self, name: str) -> Path:
         """A temporary path for `name`, to be renamed by `publish()`."""
-        final = self.folder / name
         temporary = self.folder / f".{name}.partial-{os.getpid()}"
-        self._pending.append((temporary, final))
+        self._pending.append((temporary, name))
         return temporary
 
     def publish(self) -> list[Path]:
-        """Rename every file into place, then make the renames durable."""
+        """Rename every file into place in the order they were set aside; make it durable."""
         for temporary, _ in self._pending:
+            temporary.chmod(self._mode)
             fsync_path(temporary)
-        for temporary, final in self._pending:
+        published = []
+        for temporary, name in self._pending:
+            final = self._place(name) if self._place else self.folder / name
             temporary.replace(final)
-        fsync_path(self.folder)
-        published = [final for _, final in self._pending]
+            published.append(final)
+        for folder in dict.fromkeys(path.parent for path in published):
+            fsync_path(folder)
         self._pending.clear()
         return published
+
+    def discard_last(self) -> None:
+        """Forget the file last set aside (it was not written after all)."""
+        temporary, _ = self._pending.pop()
+        temporary.unlink(missing_ok=True)
 
     def discard(self) -> None:
         for temporary, _ in self._pending:
@@ -61,6 +76,36 @@ class OutputSet:
     ) -> None:
         if exc_type is not None:
             self.discard()
+
+
+def dir_mode(file_mode: int) -> int:
+    """The folder mode that goes with a file mode: 0600 -> 0700, 0640 -> 0750, 0644 -> 0755."""
+    return file_mode | ((file_mode & 0o444) >> 2)
+
+
+def make_dirs(path: Path, mode: int, chmod_from: Path | None = None) -> None:
+    """Make `path` and its missing parents with `mode` (whatever the umask); folders from
+    `chmod_from` down to `path` that exist already get `mode` too. A setgid bit stays, so a
+    root made `chmod g+s` for a group hands that group to everything under it."""
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+    targets = set(missing)
+    if chmod_from is not None:
+        probe = path
+        while True:
+            targets.add(probe)
+            if probe in (chmod_from, probe.parent):
+                break
+            probe = probe.parent
+    for folder in targets:
+        current = stat.S_IMODE(folder.stat().st_mode)
+        if current & 0o777 != mode:
+            folder.chmod(mode | (current & (stat.S_ISGID | stat.S_ISVTX)))  # keep a setgid group
 
 
 def sweep_temporaries(folder: Path) -> None:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from batch.dataset import earlier_partitions
+from batch.dataset import earlier_nights, night_file
 from jobs.outputs import SCHEMA_METADATA
 
 EVENTS = (
@@ -122,10 +122,13 @@ def compute_changes(
 
 
 def previous_run(root: Path, run_date: dt.date) -> tuple[Path, Path, dt.date] | None:
-    """The latest earlier partition of a finished run, to compare this one with."""
-    for day, partition in earlier_partitions(root, run_date):
-        summary = partition / "summary.json"
-        files = (partition / "reconciled.parquet", partition / "accounts.parquet")
+    """The latest earlier night of a finished run, to compare this one with."""
+    for day, _ in earlier_nights(root, "summary", run_date):
+        summary = night_file(root, "summary.json", day)
+        files = (
+            night_file(root, "reconciled.parquet", day),
+            night_file(root, "accounts.parquet", day),
+        )
         finished = summary.exists() and all(f.exists() for f in files)
         if finished and json.loads(summary.read_text(encoding="utf-8")).get("state") == "done":
             return files[0], files[1], day

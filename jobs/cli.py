@@ -1,4 +1,4 @@
-"""The `member-recon` command line: `run` and `sandbox`."""
+"""The `member-recon` command line: `run`, `report`, `migrate` and `sandbox`."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from typing import Any, ClassVar
 
 import click
 
+from jobs.cli_dataset import migrate, report
 from jobs.cli_report import (
     explain,
     fail,
     guard_process,
     print_summary,
     proxy_passwords,
+    say_too_many_errors,
 )
 from jobs.cli_sandbox import sandbox
 
@@ -120,7 +122,7 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
     "--dataset",
     "dataset_root",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write ROOT/run_date=YYYY-MM-DD/ partitions and ROOT/runs.parquet (instead of --out).",
+    help="Write ROOT/<table>/run_date=YYYY-MM-DD/ and the run log ROOT/runs/ (instead of --out).",
 )
 @click.option(
     "--run-date",
@@ -138,9 +140,18 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
 @click.option(
     "--format",
     "file_format",
-    type=click.Choice(["parquet", "csv"]),
+    type=click.Choice(["parquet", "csv", "xlsx"]),
     default="parquet",
     show_default=True,
+    help="xlsx: one workbook for people, a sheet per table.",
+)
+@click.option(
+    "--file-mode",
+    type=click.Choice(["0600", "0640", "0644"]),
+    default="0600",
+    show_default=True,
+    help="Outputs' permissions (folders to match); 0640 shares with the group; "
+    "0644 needs --pseudonymize.",
 )
 @click.option("--ci-column", default="ci", show_default=True)
 @click.option("--name-column", default="kor_name", show_default=True)
@@ -237,18 +248,25 @@ def run(**options: Any) -> None:
         secrets=[api_key or "", os.environ.get("KOSCOM_PSEUDONYM_KEY", ""), *proxy_passwords()],
     )
     guard_process()
+    target = None
     try:
-        result = run_job(run_settings(options, api_key, run_id, log), log)
+        settings = run_settings(options, api_key, run_id, log)
+        target = settings.dataset_root or settings.out_dir
+        result = run_job(settings, log)
     except KeyboardInterrupt as interrupt:  # before the job could take over
         signum = interrupt.args[0] if interrupt.args else signal.SIGINT
         fail("interrupted; progress is saved: run the same command again to resume", 128 + signum)
     except Exception as exc:
-        explain(exc, options["debug"], redactor)
-    print_summary(result.summary, result.outputs)
+        explain(exc, options["debug"], redactor, target)
+    print_summary(result.summary, result.outputs, target)
+    if result.exit_code == 1:
+        say_too_many_errors(result.summary, options["max_error_rate"])
     sys.exit(result.exit_code)
 
 
 cli.add_command(sandbox)
+cli.add_command(report)
+cli.add_command(migrate)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import os
 import resource
+import shlex
 import signal
 import sys
 import traceback
@@ -17,14 +18,22 @@ INTERNAL_ERROR = 70
 _PR_SET_DUMPABLE = 4
 
 
-def explain(exc: Exception, debug: bool, redactor: Any) -> NoReturn:
-    """Map the job's errors to the contract's exit codes with one line; tracebacks on --debug."""
-    from batch.errors import RunError  # noqa: PLC0415
+def explain(exc: Exception, debug: bool, redactor: Any, report: Path | None = None) -> NoReturn:
+    """Map the job's errors to the contract's exit codes with one line; tracebacks on --debug.
+
+    A run that got as far as leaving a summary also says how to see it as a page.
+    """
+    from batch.errors import ConfigurationError, RunError, UsageError  # noqa: PLC0415
     from jobs.exits import exit_code_for  # noqa: PLC0415
 
     if debug:  # the same redactor as the logs: a COPY error may quote a row's CI
         trace = "".join(traceback.format_exception(exc))
         print(redactor.text(trace), file=sys.stderr, end="")
+    ran = isinstance(exc, RunError) and (
+        not isinstance(exc, UsageError) or isinstance(exc, ConfigurationError)
+    )
+    if report is not None and ran:
+        print(report_line(report), file=sys.stderr)
     if isinstance(exc, RunError):
         fail(redactor.text(_with_hint(exc)), exit_code_for(exc))
     if isinstance(exc, OSError):
@@ -38,6 +47,7 @@ _HINTS = {
     "out_dir_busy": "wait for it or choose another --out",
     "encoding": "pass --encoding",
     "out_dir": "choose another --out",
+    "migrate": "run `member-recon migrate ROOT` once (see README, BI dataset)",
 }
 
 
@@ -86,7 +96,27 @@ def _raise_keyboard_interrupt(signum: int, _: object) -> None:
     raise KeyboardInterrupt(signum)
 
 
-def print_summary(summary: dict[str, Any], outputs: tuple[Path, ...]) -> None:
+def report_line(path: Path) -> str:
+    return f"report: member-recon report {shlex.quote(str(path))}"
+
+
+def say_too_many_errors(summary: dict[str, Any], max_error_rate: float) -> None:
+    """Exit 1's line: how many ended in error, against the limit, and the top reasons."""
+    errors, customers = int(summary.get("error", 0)), int(summary.get("customers", 0))
+    fraction = errors / customers if customers else 0.0
+    reasons = list(summary.get("errors_by_reason", {}).items())[:3]
+    line = (
+        f"{errors} of {customers} customers ({fraction:.1%}) ended in error, "
+        f"above --max-error-rate {max_error_rate:g}"
+    )
+    if reasons:
+        line += "; top reasons: " + "; ".join(f"{n} x {reason}" for reason, n in reasons)
+    print(f"member-recon: {line}", file=sys.stderr)
+
+
+def print_summary(
+    summary: dict[str, Any], outputs: tuple[Path, ...], report: Path | None = None
+) -> None:
     keys = (
         "state",
         "rows",
@@ -114,6 +144,10 @@ def print_summary(summary: dict[str, Any], outputs: tuple[Path, ...]) -> None:
     for reason, count in summary.get("errors_by_reason", {}).items():
         print(f"  error: {count} x {reason}")
     if outputs:
-        print(f"outputs in {outputs[0].parent}:")
+        spread = len({path.parent for path in outputs}) > 1  # a dataset's table folders
+        base = report if spread and report is not None else outputs[0].parent
+        print(f"outputs in {base}:")
         for path in outputs:
-            print(f"  {path.name}")
+            print(f"  {path.relative_to(base)}")
+    if report is not None and summary.get("state") != "dry_run":
+        print(report_line(report))

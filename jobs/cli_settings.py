@@ -44,7 +44,7 @@ def run_settings(
         if options["out_dir"] is not None:
             raise UsageError("--dataset and --out name the same thing; give one")
         if options["file_format"] != "parquet":
-            raise UsageError("--dataset writes Parquet; drop --format csv")
+            raise UsageError(f"--dataset writes Parquet; drop --format {options['file_format']}")
     elif options["sinks"] or options["run_date"]:
         raise UsageError("--sink and --run-date go with --dataset")
     for url in options["sinks"]:
@@ -67,6 +67,12 @@ def run_settings(
     keep = tuple(c.strip() for c in options["keep_columns"].split(",") if c.strip())
     if pseudonym_key and options["ci_column"] in keep:
         raise UsageError("--keep-columns may not carry the CI column under --pseudonymize")
+    file_mode = int(options.get("file_mode") or "0600", 8)
+    if file_mode & 0o004 and pseudonym_key is None:
+        raise UsageError(
+            f"--file-mode {file_mode:04o} makes the outputs world-readable, and they hold raw "
+            "CIs: add --pseudonymize, or use 0640 to share with a group"
+        )
     client = ClientSettings(
         base_url=base_url,
         api_key=api_key or "",
@@ -99,6 +105,7 @@ def run_settings(
         dataset_root=dataset_root,
         run_date=run_date,
         sinks=tuple(options["sinks"]),
+        file_mode=file_mode,
         run_id=run_id,
     )
 

@@ -17,6 +17,7 @@ from jobs.settings import RunSettings
 __all__ = ["RunResult", "RunSettings", "run"]
 
 STALL_MARGIN = 600.0  # s: retries back off 15 s at most, five times, on two questions
+DISPLAY_ZONE = "Asia/Seoul"  # xlsx shows times in KST, as the service's staff read them
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +31,7 @@ class RunResult:
 
 def run(settings: RunSettings, log: Log) -> RunResult:
     """Run the job once; raise a RunError for every way it can stop early."""
-    for name in settings.keep_columns:
-        if name in RECONCILED_COLUMNS or name == "ci_hmac":
-            raise UsageError(f"--keep-columns {name!r} would hide an output column of that name")
+    _check_kept_columns(settings)
     engine = BatchSettings(
         input_path=settings.input_path,
         out_dir=settings.out_dir,
@@ -52,6 +51,8 @@ def run(settings: RunSettings, log: Log) -> RunResult:
         progress_interval=settings.progress_interval,
         dataset_root=settings.dataset_root,
         run_date=settings.run_date,
+        file_mode=settings.file_mode,
+        display_zone=DISPLAY_ZONE,
     )
     try:
         result = run_batch(KoscomJob(settings, log), engine, log)
@@ -62,6 +63,20 @@ def run(settings: RunSettings, log: Log) -> RunResult:
             "after the daily reset (09:00 KST) to finish them"
         ) from None
     return RunResult(result.summary, int(result.summary.get("exit_code", 0)), result.outputs)
+
+
+def _check_kept_columns(settings: RunSettings) -> None:
+    """Kept columns never shadow an output column, even by case alone (DuckDB, Spark and
+    Excel compare names without case), and never carry the raw CI past --pseudonymize."""
+    taken = {name.lower(): name for name in (*RECONCILED_COLUMNS, "ci_hmac")}
+    for name in settings.keep_columns:
+        clash = taken.get(name.lower())
+        if clash is not None:
+            same = "" if clash == name else f" ({clash!r} differs only by case)"
+            raise UsageError(f"--keep-columns {name!r} would clash with the output column{same}")
+        taken[name.lower()] = name
+        if settings.pseudonym_key and name == settings.ci_column:
+            raise UsageError(f"--keep-columns {name!r} would write raw CIs under --pseudonymize")
 
 
 def _summary(folder: Path) -> dict[str, Any]:

@@ -70,6 +70,7 @@ class KoscomAsker:
         return {
             "requests": stats.requests,
             "retries": stats.retries,
+            "http_429": stats.http_429,
             "req_per_s": round(stats.requests / elapsed, 1),
             "quota": self._rate,
         }
@@ -246,7 +247,7 @@ class KoscomJob:
     def run_log(self, summary: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
         return run_log_row(summary, self.settings)
 
-    def after_publish(self, partition: Path, run_log: Path) -> None:
+    def after_publish(self, published: Mapping[str, Path], run_log: Path) -> None:
         for url in self.settings.sinks:
-            load(url, partition, self.settings.run_date, run_log)
+            load(url, published, self.settings.run_date, run_log)
             self._log.info("loaded", sink=urlsplit(url).scheme)

@@ -32,9 +32,10 @@ class RunSettings:
     keep_columns: tuple[str, ...] = ()
     pseudonym_key: bytes | None = field(default=None, repr=False)
     sheet: str | None = None
-    dataset_root: Path | None = None  # --dataset: out_dir is then ROOT/_work/run_date=…
+    dataset_root: Path | None = None  # --dataset: out_dir is then ROOT/.work/YYYY-MM-DD
     run_date: dt.date = field(default_factory=lambda: dt.datetime.now().astimezone().date())
     sinks: tuple[str, ...] = ()
+    file_mode: int = 0o600  # --file-mode: outputs; their folders to match
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
     @property

@@ -1,14 +1,18 @@
-"""Loading a published partition into a database for BI, all of a night or none of it.
+"""Loading a published night into a database for BI, all of a night or none of it.
 
 Each sink holds tables `reconciled`, `accounts`, `changes` (each with `run_date`) and
-`runs`. A load deletes that date's rows and inserts the partition's in one
+`runs`. A load deletes that date's rows and inserts the night's in one
 transaction, so a dashboard never sees half a night and a rerun replaces, never
-doubles. `runs` mirrors ROOT/runs.parquet.
+doubles. `runs` mirrors the dataset's run log.
+
+A DuckDB file is written in the storage format of DuckDB 1.0 (`STORAGE_VERSION`), so
+any DuckDB CLI from 1.0 on opens it, whichever newer library wrote it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +20,7 @@ from urllib.parse import urlsplit
 from batch.errors import RunError, UsageError
 
 TABLES = ("reconciled", "accounts", "changes")
+DUCKDB_STORAGE = "v1.0.0"  # the oldest DuckDB release that opens the file
 
 
 class SinkError(RunError):
@@ -38,9 +43,9 @@ def check_sink(url: str) -> str:
     raise UsageError(f"--sink {parts.scheme}://…: expected duckdb:///path or postgresql://…")
 
 
-def load(url: str, partition: Path, run_date: dt.date, runs_file: Path) -> None:
-    """Load one partition and the run log into the sink at `url`."""
-    files = {t: partition / f"{t}.parquet" for t in TABLES if (partition / f"{t}.parquet").exists()}
+def load(url: str, published: Mapping[str, Path], run_date: dt.date, runs_file: Path) -> None:
+    """Load one night's tables (table -> its file) and the run log into the sink at `url`."""
+    files = {t: published[t] for t in TABLES if t in published}
     try:
         if check_sink(url) == "duckdb":
             _load_duckdb(urlsplit(url).path, files, run_date, runs_file)
@@ -58,7 +63,9 @@ def load(url: str, partition: Path, run_date: dt.date, runs_file: Path) -> None:
 def _load_duckdb(path: str, files: dict[str, Path], run_date: dt.date, runs_file: Path) -> None:
     import duckdb  # noqa: PLC0415
 
-    with duckdb.connect(path) as con:
+    with duckdb.connect() as con:
+        con.execute(f"ATTACH $path AS sink (STORAGE_VERSION '{DUCKDB_STORAGE}')", {"path": path})
+        con.execute("USE sink")
         con.execute("BEGIN")
         for table, file in files.items():
             con.execute(
@@ -84,6 +91,8 @@ def _load_duckdb(path: str, files: dict[str, Path], run_date: dt.date, runs_file
             {"f": str(runs_file)},
         )
         con.execute("COMMIT")
+        con.execute("USE memory")
+        con.execute("DETACH sink")
 
 
 _PG_TYPES = {

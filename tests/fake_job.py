@@ -150,7 +150,7 @@ class WordJob:
         schema = pa.schema([("state", pa.string()), ("words", pa.int64())])
         return {"state": summary["state"], "words": summary.get("words")}, schema
 
-    def after_publish(self, partition: Path, run_log: Path) -> None:
+    def after_publish(self, published: Mapping[str, Path], run_log: Path) -> None:
         return None
 
 

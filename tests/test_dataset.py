@@ -1,4 +1,4 @@
-"""BI-ready dataset: dated partitions, run history, the change feed, DuckDB and PostgreSQL."""
+"""BI-ready dataset: a folder per table, run history, the change feed, DuckDB and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -99,12 +99,17 @@ def dataset_run(sandbox, path: Path, root: Path, day: str, *extra: str, **env: s
     return run_cli([*args, "--max-error-rate", "1", "--attempts", "1", *extra], env)
 
 
-def expected_changes(prev: Path, cur: Path) -> set[tuple[str, str, str | None]]:
-    """An independent reading of the change rules, from two published partitions."""
-    p = pd.read_parquet(prev / "reconciled.parquet").set_index("ci")
-    c = pd.read_parquet(cur / "reconciled.parquet").set_index("ci")
-    pa_ = pd.read_parquet(prev / "accounts.parquet")
-    ca = pd.read_parquet(cur / "accounts.parquet")
+def night(root: Path, table: str, day: str) -> Path:
+    """A table's file for one night: ROOT/<table>/run_date=<day>/<table>.parquet."""
+    return root / table / f"run_date={day}" / f"{table}.parquet"
+
+
+def expected_changes(root: Path, prev: str, cur: str) -> set[tuple[str, str, str | None]]:
+    """An independent reading of the change rules, from two published nights."""
+    p = pd.read_parquet(night(root, "reconciled", prev)).set_index("ci")
+    c = pd.read_parquet(night(root, "reconciled", cur)).set_index("ci")
+    pa_ = pd.read_parquet(night(root, "accounts", prev))
+    ca = pd.read_parquet(night(root, "accounts", cur))
     accounts = {
         name: {ci: set(zip(g.com_id, g.vt_acc_no, strict=True)) for ci, g in frame.groupby("ci")}
         for name, frame in (("prev", pa_), ("cur", ca))
@@ -138,8 +143,8 @@ def expected_changes(prev: Path, cur: Path) -> set[tuple[str, str, str | None]]:
     return found
 
 
-def feed(partition: Path) -> set[tuple[str, str, str | None]]:
-    frame = pd.read_parquet(partition / "changes.parquet")
+def feed(root: Path, day: str) -> set[tuple[str, str, str | None]]:
+    frame = pd.read_parquet(night(root, "changes", day))
     return {(r.ci, r.event, None if pd.isna(r.detail) else r.detail) for r in frame.itertuples()}
 
 
@@ -167,21 +172,38 @@ def test_three_nights_give_every_event_a_run_log_and_equal_sinks(
     third = dataset_run(sandbox, night2, root, "2026-11-03", *sinks, **env)
     assert third.exit_code == 0, third.stderr
 
-    days = [root / f"run_date=2026-11-0{d}" for d in (1, 2, 3)]
-    assert not (days[0] / "changes.parquet").exists() or feed(days[0]) == set()  # nothing before
-    assert feed(days[1]) == expected_changes(days[0], days[1])
-    assert feed(days[2]) == expected_changes(days[1], days[2])
-    seen = {event for day in days[1:] for _, event, _ in feed(day)}
+    days = [f"2026-11-0{d}" for d in (1, 2, 3)]
+    assert feed(root, days[0]) == set()  # nothing before
+    assert feed(root, days[1]) == expected_changes(root, days[0], days[1])
+    assert feed(root, days[2]) == expected_changes(root, days[1], days[2])
+    seen = {event for day in days[1:] for _, event, _ in feed(root, day)}
     assert seen == set(EVENTS)
     errors_today = set(
-        pd.read_parquet(days[1] / "reconciled.parquet").query("status == 'error'").ci
+        pd.read_parquet(night(root, "reconciled", days[1])).query("status == 'error'").ci
     )
     assert errors_today == set(failing)
-    assert {(ci, e) for ci, e, _ in feed(days[1]) if ci in errors_today} == {
+    assert {(ci, e) for ci, e, _ in feed(root, days[1]) if ci in errors_today} == {
         (ci, "now_in_error") for ci in errors_today
     }  # in error today: never reported as losing accounts
 
-    runs = pd.read_parquet(root / "runs.parquet")
+    # One table per folder, one file per night: a glob over the root finds no copy.
+    tables = ("reconciled", "accounts", "changes", "timeline")
+    found = {str(p.relative_to(root)) for p in root.glob("**/*.parquet")}
+    assert found == {f"{t}/run_date={d}/{t}.parquet" for t in tables for d in days} | {
+        "runs/runs.parquet"
+    }
+    hidden = [p for p in root.rglob("*") if p.is_file() and "/." in f"/{p.relative_to(root)}"]
+    assert hidden
+    assert all(not p.name.endswith(".parquet") for p in hidden)  # work state: no table file
+    with duckdb.connect() as con:
+        once = con.execute(
+            f"select count(*), count(distinct (ci, filename)), count(distinct filename) "
+            f"from read_parquet('{root}/**/*.parquet', union_by_name=true, filename=true) "
+            "where kor_name is not null"  # only reconciled has names
+        ).fetchone()
+    assert once == (180, 180, 3)  # each customer once per night, in three files
+
+    runs = pd.read_parquet(root / "runs" / "runs.parquet")
     assert list(runs["run_date"].astype(str)) == ["2026-11-01", "2026-11-02", "2026-11-03"]
     assert list(runs["state"]) == ["done"] * 3
     assert list(runs["customers"]) == [60, 60, 60]
@@ -189,23 +211,19 @@ def test_three_nights_give_every_event_a_run_log_and_equal_sinks(
 
     with duckdb.connect() as con:
         by_day = con.execute(
-            f"select run_date, count(*) as n from read_parquet('{root}/*/reconciled.parquet', "
+            f"select run_date, count(*) as n from read_parquet('{root}/reconciled/*/*.parquet', "
             "hive_partitioning=true) group by all order by all"
         ).fetchall()
-    assert [(str(d), n) for d, n in by_day] == [(f"2026-11-0{d}", 60) for d in (1, 2, 3)]
-    table = ds.dataset(
-        sorted(str(p) for p in root.glob("run_date=*/reconciled.parquet")),
-        partitioning="hive",
-        partition_base_dir=str(root),
-    ).to_table()
+    assert [(str(d), n) for d, n in by_day] == [(day, 60) for day in days]
+    table = ds.dataset(root / "reconciled", partitioning="hive").to_table()
     assert table.num_rows == 180
     assert "run_date" in table.column_names
 
     expected = {
         name: sorted(
-            (str(day.name.split("=")[1]), len(pd.read_parquet(day / f"{name}.parquet")))
+            (day, len(pd.read_parquet(night(root, name, day))))
             for day in days
-            if len(pd.read_parquet(day / f"{name}.parquet"))
+            if len(pd.read_parquet(night(root, name, day)))
         )
         for name in ("reconciled", "accounts", "changes")
     }
@@ -237,8 +255,9 @@ def test_three_nights_give_every_event_a_run_log_and_equal_sinks(
             assert pg.execute("select count(*) from runs").fetchone() == (4,)
     finally:
         del os.environ["PGPASSWORD"]
-    assert len(pd.read_parquet(root / "runs.parquet")) == 4
-    assert not list(root.glob("_work/.staging-*"))
+    assert len(pd.read_parquet(root / "runs" / "runs.parquet")) == 4
+    assert len(pd.read_parquet(night(root, "reconciled", days[2]))) == 60  # replaced, not doubled
+    assert not [p for p in root.rglob("*") if ".partial-" in p.name]
 
 
 def test_the_schema_is_versioned_and_status_columns_dictionary_encoded(
@@ -247,7 +266,7 @@ def test_the_schema_is_versioned_and_status_columns_dictionary_encoded(
     path = write_csv(tmp_path / "in.csv", customers(30))
     result = dataset_run(sandbox, path, tmp_path / "ds", "2026-11-05")
     assert result.exit_code == 0, result.stderr
-    file = pq.ParquetFile(tmp_path / "ds" / "run_date=2026-11-05" / "reconciled.parquet")
+    file = pq.ParquetFile(night(tmp_path / "ds", "reconciled", "2026-11-05"))
     assert file.schema_arrow.metadata[b"member_recon.schema_version"] == b"1"
     chunk = file.metadata.row_group(0)
     encodings = {chunk.column(i).path_in_schema: chunk.column(i).encodings for i in range(11)}
@@ -265,9 +284,10 @@ def test_a_paused_night_is_logged_and_publishes_no_partition(sandbox, tmp_path: 
     path = write_csv(tmp_path / "in.csv", customers(30))
     result = dataset_run(sandbox, path, tmp_path / "ds", "2026-11-06", "--concurrency", "2")
     assert result.exit_code == 4
-    assert not (tmp_path / "ds" / "run_date=2026-11-06").exists()
-    runs = pd.read_parquet(tmp_path / "ds" / "runs.parquet")
+    assert not list((tmp_path / "ds").glob("*/run_date=2026-11-06"))
+    runs = pd.read_parquet(tmp_path / "ds" / "runs" / "runs.parquet")
     assert list(zip(runs.state, runs.exit_code, strict=True)) == [("paused", 4)]
+    assert [p.name for p in (tmp_path / "ds").glob("**/*.parquet")] == ["runs.parquet"]
 
 
 def test_a_failing_sink_is_exit_5_after_the_partition_is_published(sandbox, tmp_path: Path) -> None:
@@ -278,8 +298,8 @@ def test_a_failing_sink_is_exit_5_after_the_partition_is_published(sandbox, tmp_
     )
     assert result.exit_code == 5
     assert "outputs are published, but loading duckdb failed" in result.stderr
-    assert (tmp_path / "ds" / "run_date=2026-11-08" / "reconciled.parquet").exists()
-    assert len(pd.read_parquet(tmp_path / "ds" / "runs.parquet")) == 1  # logged once
+    assert night(tmp_path / "ds", "reconciled", "2026-11-08").exists()
+    assert len(pd.read_parquet(tmp_path / "ds" / "runs" / "runs.parquet")) == 1  # logged once
 
 
 @pytest.mark.parametrize(

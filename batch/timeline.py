@@ -1,0 +1,115 @@
+"""A run's progress over time: a sample a second while asking, kept beside the store.
+
+Each sample is a JSON line in `.timeline.jsonl` in the run's folder: when it was taken,
+when the asking began, items finished (in all and by the job's labels) and the asker's
+numeric figures (cumulative counts, such as requests). A resumed run appends, so the
+file holds every asking session of the folder. At the end the engine writes it as the
+`timeline` table, which a report turns into the rate over the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Self
+
+import orjson
+
+TIMELINE_NAME = ".timeline.jsonl"
+TABLE = "timeline"
+
+
+class Timeline:
+    """Appends a sample every `interval` seconds while open, and a last one on close."""
+
+    def __init__(
+        self,
+        path: Path,
+        sample: Callable[[], Mapping[str, Any]],
+        interval: float = 1.0,
+    ) -> None:
+        self._path, self._sample, self._interval = path, sample, interval
+        self._began = dt.datetime.now(dt.UTC)
+        self._task: asyncio.Task[None] | None = None
+        self._file: Any = None
+
+    async def __aenter__(self) -> Self:
+        self._file = self._path.open("ab")
+        self._task = asyncio.create_task(self._every())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._write()
+        self._file.close()
+
+    async def _every(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            self._write()
+
+    def _write(self) -> None:
+        now = dt.datetime.now(dt.UTC)
+        line = {
+            "at": now.isoformat(),
+            "session_started": self._began.isoformat(),
+            "elapsed_s": round((now - self._began).total_seconds(), 3),
+            **{k: v for k, v in self._sample().items() if _is_number(v)},
+        }
+        self._file.write(orjson.dumps(line) + b"\n")
+        self._file.flush()
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """The samples of a folder's timeline file; a last line cut short by a kill is skipped."""
+    samples = []
+    with contextlib.suppress(FileNotFoundError), path.open("rb") as lines:
+        for line in lines:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                samples.append(orjson.loads(line))
+    return samples
+
+
+def timeline_table(samples: list[dict[str, Any]], metadata: Mapping[str, str] | None = None) -> Any:
+    """The samples as an Arrow table: times as UTC timestamps, counts int64, rates double."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    stamp = pa.timestamp("us", tz="UTC")
+    names = list(dict.fromkeys(name for sample in samples for name in sample))
+    fields = []
+    columns = []
+    for name in names or ["at", "session_started", "elapsed_s"]:
+        values = [sample.get(name) for sample in samples]
+        if name in ("at", "session_started"):
+            kind = stamp
+            values = [dt.datetime.fromisoformat(v) if v else None for v in values]
+        elif any(isinstance(v, float) for v in values) or name == "elapsed_s":
+            kind = pa.float64()
+        else:
+            kind = pa.int64()
+        fields.append(pa.field(name, kind))
+        columns.append(pa.array(values, type=kind))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=metadata))
+
+
+def write_timeline(
+    samples_file: Path, path: Path, metadata: Mapping[str, str] | None = None
+) -> bool:
+    """Write the folder's samples as Parquet at `path`; False when there are none."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    samples = read_samples(samples_file)
+    if not samples:
+        return False
+    pq.write_table(timeline_table(samples, metadata), path, compression="zstd")
+    return True
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
