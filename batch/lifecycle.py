@@ -2,8 +2,11 @@
 
     run_batch(job, settings, log)
       FolderLock ─ one run per folder; the kernel drops the lock when its holder dies
+      layout     ─ find the header and check the columns (batch.reader): a mistake there
+                   leaves the folder unclaimed
       claim      ─ tie the folder's store to this input and job (batch.ingest)
-      ingest     ─ admit rows, reject the rest, a chunk per transaction (batch.ingest)
+      ingest     ─ admit rows, reject the rest, a chunk per transaction (batch.ingest);
+                   an input with no item to ask about is bad input, and frees the folder
       ask        ─ bounded workers answer every open item (batch.runner), group-committed
       export     ─ every table from the store, in input order (batch.export)
       account    ─ rows read == items + rejects, and every item written: else nothing is published
@@ -32,6 +35,7 @@ from batch.errors import (
     AbortError,
     AccountingError,
     ConfigurationError,
+    InputError,
     Interrupted,
     PausedError,
     RunError,
@@ -39,11 +43,11 @@ from batch.errors import (
     UsageError,
 )
 from batch.export import Exported, export_tables, write_rejects
-from batch.ingest import claim, ingest
+from batch.ingest import check_input, claim, ingest
 from batch.lock import FolderLock
 from batch.log import Log
 from batch.progress import ProgressReport
-from batch.reader import InputFile
+from batch.reader import InputFile, Layout
 from batch.runner import Outcome, Runner, run_async
 from batch.store import OpenItem, ProgressStore
 from batch.writer import OutputSet, write_json
@@ -64,6 +68,8 @@ class BatchSettings:
     encoding: str | None = None
     legacy_encodings: Mapping[str, str] = field(default_factory=dict)
     sheet: str | None = None
+    delimiter: str | None = None
+    header_row: int | None = None
     fresh: bool = False
     chunk_rows: int = 20_000
     dry_run: bool = False
@@ -89,14 +95,22 @@ def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchRes
         if settings.fresh:
             _forget(settings.out_dir, job, settings.file_format)
         source = InputFile.open(
-            settings.input_path, settings.encoding, settings.sheet, settings.legacy_encodings
+            settings.input_path,
+            settings.encoding,
+            settings.sheet,
+            settings.legacy_encodings,
+            delimiter=settings.delimiter,
+            header_row=settings.header_row,
         )
+        layout = source.layout(job.columns())
         store = ProgressStore(settings.out_dir / STORE_NAME)
         life = _Life(job, settings, store, log, started)
         try:
-            return life.run(source)
+            return life.run(source, layout)
         finally:
             store.close()
+            if life.release:  # nothing was asked: the corrected input needs no --fresh
+                ProgressStore.remove(store.path)
 
 
 class _Life:
@@ -115,17 +129,26 @@ class _Life:
         self.figures: dict[str, Any] = {}
         self.resumed = False
         self.logged = False
+        self.release = False
+        self.layout: Layout | None = None
 
-    def run(self, source: InputFile) -> BatchResult:
+    def run(self, source: InputFile, layout: Layout) -> BatchResult:
+        self.layout = layout
         try:
             try:
-                self.resumed = claim(
-                    self.store, {"input_sha256": source.fingerprint(), **self.job.identity()}
-                )
+                self.resumed = claim(self.store, self._identity(source))
                 if self.resumed:
                     done = self.store.counts()["done"]
                     self.log.info("resuming", done=done, folder=str(self.settings.out_dir))
-                ingest(self.store, source, self.job, self.settings.chunk_rows, self.log)
+                try:
+                    read = ingest(
+                        self.store, source, layout, self.job, self.settings.chunk_rows, log=self.log
+                    )
+                    check_input(self.store, source, layout, read=read)
+                except InputError:
+                    counts = self.store.counts()
+                    self.release = counts["done"] + counts["error"] == 0  # nothing asked yet
+                    raise
                 if self.settings.dry_run:
                     return self._finish(state="dry_run")
                 stop = self._ask()
@@ -141,6 +164,14 @@ class _Life:
             elif not isinstance(exc, UsageError | PausedError):
                 self._log_run(self._summary(_state_of(exc), exc, None))
             raise
+
+    def _identity(self, source: InputFile) -> dict[str, Any]:
+        """What ties the folder to this input: its bytes, the job, and how it is read."""
+        settings = self.settings
+        given: dict[str, Any] = {"encoding": settings.encoding, "delimiter": settings.delimiter}
+        given["header_row"] = settings.header_row
+        reading = {key: value for key, value in given.items() if value is not None}
+        return {"input_sha256": source.fingerprint(), **self.job.identity(), **reading}
 
     def _leave_stop_summary(self, exc: RunError) -> None:
         """summary.json for a run that stopped early; a broken store or disk may forbid it."""
@@ -277,9 +308,21 @@ class _Life:
                 "input_sha256": json.loads(self.store.get_meta("identity") or "{}").get(
                     "input_sha256"
                 ),
+                "read": self._read(),
             },
         )
         return self.job.summary(tally)
+
+    def _read(self) -> dict[str, Any]:
+        """How the input was read, its first rows (raw: the job masks them) and reject reasons."""
+        layout = self.layout
+        if layout is None:
+            return {}
+        return {
+            **layout.describe(),
+            "samples": list(layout.samples),
+            "rejects_by_reason": self.store.reject_reasons(10),
+        }
 
     def _first_table_rows(self, exported: Exported) -> int:
         first = self.job.tables()[0].name

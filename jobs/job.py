@@ -40,6 +40,8 @@ def run(settings: RunSettings, log: Log) -> RunResult:
         encoding=settings.encoding,
         legacy_encodings=LEGACY_ENCODINGS,
         sheet=settings.sheet,
+        delimiter=settings.delimiter,
+        header_row=settings.header_row,
         fresh=settings.fresh,
         chunk_rows=settings.chunk_rows,
         dry_run=settings.dry_run,
