@@ -36,6 +36,8 @@ _HINTS = {
     "fresh": "pass --fresh to start over, or choose another --out",
     "out_dir_busy": "wait for it or choose another --out",
     "encoding": "pass --encoding",
+    "sheet": "pass --sheet NAME",
+    "header_row": "pass --header-row N (the header's row number)",
 }
 
 
@@ -84,6 +86,22 @@ def _raise_keyboard_interrupt(signum: int, _: object) -> None:
     raise KeyboardInterrupt(signum)
 
 
+def _print_read(read: dict[str, Any]) -> None:
+    """How the input was read, before any quota is spent: a dry run's first lines."""
+    how = [
+        read.get("encoding") and f"encoding {read['encoding']}",
+        read.get("delimiter") and f"{read['delimiter']}-delimited",
+        read.get("sheet") is not None and f"sheet {read['sheet']!r}",
+        read.get("header_row") and f"header on row {read['header_row']}",
+    ]
+    print("read as:", ", ".join(part for part in how if part) or "Parquet")
+    print("  columns:", ", ".join(read.get("columns", [])))
+    for row in read.get("samples", []):
+        print("  sample: ", "  ".join(f"{k}={v}" for k, v in row.items()))
+    for reason, count in read.get("rejects_by_reason", {}).items():
+        print(f"  rejected: {count} x {reason}")
+
+
 def print_summary(summary: dict[str, Any], outputs: tuple[Path, ...]) -> None:
     keys = (
         "state",
@@ -106,6 +124,8 @@ def print_summary(summary: dict[str, Any], outputs: tuple[Path, ...]) -> None:
         "requests_per_s",
     )
     width = max(len(k) for k in keys)
+    if summary.get("state") == "dry_run":
+        _print_read(summary.get("input_read") or {})
     for key in keys:
         if key in summary:
             print(f"  {key:<{width}}  {summary[key]}")

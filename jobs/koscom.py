@@ -35,7 +35,7 @@ from jobs.record import (
 from jobs.settings import RunSettings
 from jobs.sinks import load
 from jobs.summary import run_log_row, summary_of
-from jobs.validation import customer_or_problem
+from jobs.validation import customer_or_problem, kept_problem
 
 # CP949 is a superset of EUC-KR, and what Korean Excel writes.
 LEGACY_ENCODINGS = {"cp949": "cp949", "euc_kr": "cp949", "johab": "cp949", "iso2022_kr": "cp949"}
@@ -104,6 +104,9 @@ class KoscomJob:
         if isinstance(verdict, str):
             return verdict
         kept = tuple((name, values.get(name)) for name in settings.keep_columns)
+        problem = next(filter(None, (kept_problem(name, value) for name, value in kept)), None)
+        if problem is not None:
+            return problem
         return Admitted(verdict.ci, Customer(verdict.ci, verdict.kor_name, kept))
 
     def encode_item(self, item: Customer) -> dict[str, Any]:

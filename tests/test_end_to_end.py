@@ -353,8 +353,10 @@ def test_wrong_base_path_is_a_configuration_error(sandbox, tmp_path: Path) -> No
     [
         (["--base-url", "http://api.example.com/v1"], {}, "must use https"),
         (["--com-id", "F09"], {}, "--com-id"),
+        (["--com-id", ""], {}, "--com-id (or KOSCOM_COM_ID) is required"),
         ([], {"KOSCOM_API_KEY": ""}, "no API key"),
         (["--ci-column", "주민"], {}, "input in.csv has no column '주민'"),
+        (["--delimiter", ";;"], {}, "--delimiter ';;' is not one character"),
     ],
 )
 def test_bad_usage_is_exit_2_with_one_line(sandbox, tmp_path, args, env, message) -> None:
