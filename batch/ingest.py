@@ -74,9 +74,9 @@ def check_input(store: ProgressStore, source: InputFile, layout: Layout, *, read
     if rows == 0:
         raise InputError(f"input {name} has no rows under its header ({columns})")
     reasons = "; ".join(f"{n} × {r}" for r, n in store.reject_reasons(3).items())
-    read = f"{rows} row{'s' * (rows != 1)} read"
+    counted = f"{rows} row{'s' * (rows != 1)} read"
     raise InputError(
-        f"input {name} has nothing to check: {read}, every one rejected ({reasons}); {columns}"
+        f"input {name} has nothing to check: {counted}, every one rejected ({reasons}); {columns}"
     )
 
 
