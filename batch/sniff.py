@@ -25,7 +25,8 @@ DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 # A codec and the superset that reads every file the codec reads, and what Excel writes.
 SUPERSETS = {"utf_8": "utf-8-sig", "euc_kr": "cp949"}
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (b"\xfe\xff", "utf-16"))
-_DATA_LIKE = re.compile(r"\d{5}|[A-Za-z0-9+/=]{24}|^\d[\d,.\-/: ]*$")
+_NUMBER_LIKE = re.compile(r"\d{5}|^\d[\d,.\-/: ]*$")  # ids, amounts, dates
+_CODE_LIKE = re.compile(r"[A-Za-z0-9+/=]{24,}")  # a CI, a token
 
 
 def bom_encoding(head: bytes) -> str | None:
@@ -143,7 +144,14 @@ def closest(
 
 def looks_like_data(record: Sequence[str | None]) -> bool:
     """True when a row holds values rather than names: long codes, numbers, dates."""
-    return any(value and _DATA_LIKE.search(value.strip()) for value in record)
+    return any(value and _data_like(value.strip()) for value in record)
+
+
+def _data_like(value: str) -> bool:
+    if _NUMBER_LIKE.search(value):
+        return True
+    codes = _CODE_LIKE.findall(value)
+    return any(any(c.isdigit() or c in "+/" for c in code) for code in codes)
 
 
 def shown(columns: Sequence[str], limit: int = 8) -> str:

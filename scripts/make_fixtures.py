@@ -1,6 +1,6 @@
 """Regenerate tests/fixtures/: one member sheet as LibreOffice saves it in every input format.
 
-    python scripts/make_fixtures.py        (needs: apt-get install -y libreoffice-calc-nogui)
+    .venv/bin/python scripts/make_fixtures.py   (needs: apt-get install -y libreoffice-calc-nogui)
 
 The sheet (tests/fixture_rows.py: synthetic CIs only) is built with openpyxl, then opened
 and saved by LibreOffice headless, as an office would export it:

@@ -13,7 +13,7 @@ import pytest
 from batch.contract import Column
 from batch.errors import InputError
 from batch.reader import InputFile, Layout, RawRow
-from batch.sniff import delimiter_from
+from batch.sniff import delimiter_from, looks_like_data
 from jobs.koscom import LEGACY_ENCODINGS
 from tests.conftest import customers, write_csv
 
@@ -269,6 +269,22 @@ def test_a_missing_header_says_what_it_found_and_never_prints_data(
         assert name not in str(caught.value)
     assert "가나" not in str(caught.value)
     assert "C000001" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("row", "data"),
+    [
+        (["ci", "kor_name", "고객번호"], False),
+        (["CustomerRegistrationNumber", "성명"], False),  # a long name is still a name
+        (["회원 목록 (2026-11-24 추출, 대외비)"], False),
+        ([ROWS[0][0], ROWS[0][1]], True),  # a CI
+        (["홍길동", "C000123"], True),  # a customer number
+        (["홍길동", "0012345"], True),
+        (["홍길동", "1960-01-01"], True),
+    ],
+)
+def test_a_row_that_looks_like_data(row: list[str], data: bool) -> None:
+    assert looks_like_data(row) is data
 
 
 def test_broken_gzip_and_parquet_are_input_errors(tmp_path: Path) -> None:
