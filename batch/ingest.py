@@ -1,4 +1,8 @@
-"""Claiming a folder for an input, and reading the input into the store a chunk at a time."""
+"""Claiming a folder for an input, and reading the input into the store a chunk at a time.
+
+The input's header is found and its columns checked (`InputFile.layout`) before the
+folder is claimed, so a wrong column option leaves the folder free for the corrected run.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from batch.contract import Admitted, Column, Job, Values
+from batch.contract import Admitted, Job, Values
 from batch.errors import InputError, ResumeMismatch
 from batch.log import Log
-from batch.reader import InputFile, RawRow
+from batch.reader import InputFile, Layout, RawRow
 from batch.store import NewItem, ProgressStore, Reject
-
-
-def check_columns(columns: Sequence[str], needed: Sequence[Column]) -> None:
-    """Raise when the input lacks a column the job needs, naming what it has."""
-    for column in needed:
-        if column.name not in columns:
-            shown = ", ".join(repr(c[:24]) for c in columns[:8])
-            raise InputError(
-                f"input has no column {column.name!r} (it has {shown})", setting=column.setting
-            )
 
 
 def claim(store: ProgressStore, identity: dict[str, Any]) -> bool:
@@ -41,22 +35,49 @@ def claim(store: ProgressStore, identity: dict[str, Any]) -> bool:
 
 
 def ingest(
-    store: ProgressStore, source: InputFile, job: Job[Any, Any], chunk_rows: int, log: Log
-) -> None:
-    """Admit and deduplicate the input into the store, one transaction per chunk."""
+    store: ProgressStore,
+    source: InputFile,
+    layout: Layout,
+    job: Job[Any, Any],
+    chunk_rows: int,
+    *,
+    log: Log,
+) -> bool:
+    """Admit and deduplicate the input into the store, one transaction per chunk.
+
+    False when an earlier run already read it all (nothing was read now).
+    """
     if store.get_meta("ingest_complete") == "1":
-        return
-    columns = source.columns()
-    check_columns(columns, job.columns())
-    store.set_meta("columns", json.dumps(columns, ensure_ascii=False))
-    last_row = store.rows_ingested
-    for chunk in source.iter_chunks(chunk_rows, skip_rows=last_row):
+        return False
+    store.set_meta("columns", json.dumps(layout.columns, ensure_ascii=False))
+    last_row, counted = store.rows_ingested, store.rows_counted
+    for chunk in source.iter_chunks(layout, chunk_rows, skip_rows=last_row):
         items, rejects = admit_chunk(store, chunk, job)
-        last_row = chunk[-1].row
-        store.ingest_chunk(items, rejects, rows=last_row)
-        log.debug("ingested", rows=last_row)
-    store.set_meta("rows_total", str(last_row))
+        last_row, counted = chunk[-1].row, counted + len(chunk)
+        store.ingest_chunk(items, rejects, rows=last_row, counted=counted)
+        log.debug("ingested", rows=counted, last_row=last_row)
+    store.set_meta("rows_total", str(counted))
     store.set_meta("ingest_complete", "1")
+    return True
+
+
+def check_input(store: ProgressStore, source: InputFile, layout: Layout, *, read: bool) -> None:
+    """A file that changed while it was read, or with no item to ask about, is bad input."""
+    name = source.path.name
+    if read and not source.unchanged():
+        raise InputError(f"input {name} changed while it was read; run again once it is complete")
+    if store.counts()["items"]:
+        return
+    rows = store.rows_counted
+    where = f"header on row {layout.header_row}: " if layout.header_row else "columns "
+    columns = where + ", ".join(repr(c[:24]) for c in layout.columns[:8])
+    if rows == 0:
+        raise InputError(f"input {name} has no rows under its header ({columns})")
+    reasons = "; ".join(f"{n} × {r}" for r, n in store.reject_reasons(3).items())
+    counted = f"{rows} row{'s' * (rows != 1)} read"
+    raise InputError(
+        f"input {name} has nothing to check: {counted}, every one rejected ({reasons}); {columns}"
+    )
 
 
 def admit_chunk(

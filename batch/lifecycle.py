@@ -2,8 +2,11 @@
 
     run_batch(job, settings, log)
       FolderLock ─ one run per folder; the kernel drops the lock when its holder dies
+      layout     ─ find the header and check the columns (batch.reader): a mistake there
+                   leaves the folder unclaimed
       claim      ─ tie the folder's store to this input and job (batch.ingest)
-      ingest     ─ admit rows, reject the rest, a chunk per transaction (batch.ingest)
+      ingest     ─ admit rows, reject the rest, a chunk per transaction (batch.ingest);
+                   an input with no item to ask about is bad input, and frees the folder
       ask        ─ bounded workers answer every open item (batch.runner), group-committed
       export     ─ every table from the store, in input order (batch.export)
       account    ─ rows read == items + rejects, and every item written: else nothing is published
@@ -31,6 +34,7 @@ from batch.errors import (
     AbortError,
     AccountingError,
     ConfigurationError,
+    InputError,
     Interrupted,
     PausedError,
     RunError,
@@ -46,11 +50,11 @@ from batch.folder import (
     forget,
     mark_finished,
 )
-from batch.ingest import claim, ingest
+from batch.ingest import check_input, claim, ingest
 from batch.lock import FolderLock
 from batch.log import Log
 from batch.progress import ProgressReport
-from batch.reader import InputFile
+from batch.reader import InputFile, Layout
 from batch.runner import Outcome, Runner, run_async
 from batch.store import OpenItem, ProgressStore
 from batch.timeline import TABLE as TIMELINE
@@ -72,6 +76,8 @@ class BatchSettings:
     encoding: str | None = None
     legacy_encodings: Mapping[str, str] = field(default_factory=dict)
     sheet: str | None = None
+    delimiter: str | None = None
+    header_row: int | None = None
     fresh: bool = False
     chunk_rows: int = 20_000
     dry_run: bool = False
@@ -115,9 +121,15 @@ def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchRes
             extra = [*job.extra_outputs, "rejects.csv", "summary.json", TIMELINE_NAME]
             forget(out_dir, [*names, *extra])
         source = InputFile.open(
-            settings.input_path, settings.encoding, settings.sheet, settings.legacy_encodings
+            settings.input_path,
+            settings.encoding,
+            settings.sheet,
+            settings.legacy_encodings,
+            delimiter=settings.delimiter,
+            header_row=settings.header_row,
         )
-        identity = {"input_sha256": source.fingerprint(), **job.identity()}
+        layout = source.layout(job.columns())
+        identity = _identity(job, settings, source)
         finished = finished_before(out_dir, identity)
         if finished is not None:
             log.info("finished_before", folder=str(out_dir))
@@ -126,9 +138,11 @@ def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchRes
         store = ProgressStore(out_dir / STORE_NAME)
         life = _Life(job, settings, store, log, started)
         try:
-            result = life.run(source, identity)
+            result = life.run(source, layout, identity)
         finally:
             store.close()
+            if life.release:  # nothing was asked: the corrected input needs no --fresh
+                ProgressStore.remove(store.path)
         if life.clean and not settings.keep_progress:
             # Nothing is left to ask: the store (the input's keys, and its values) goes.
             ProgressStore.remove(out_dir / STORE_NAME)
@@ -153,15 +167,26 @@ class _Life:
         self.resumed = False
         self.logged = False
         self.clean = False  # done, with no item left to ask again
+        self.release = False
+        self.layout: Layout | None = None
 
-    def run(self, source: InputFile, identity: dict[str, Any]) -> BatchResult:
+    def run(self, source: InputFile, layout: Layout, identity: dict[str, Any]) -> BatchResult:
+        self.layout = layout
         try:
             try:
                 self.resumed = claim(self.store, identity)
                 if self.resumed:
                     done = self.store.counts()["done"]
                     self.log.info("resuming", done=done, folder=str(self.settings.out_dir))
-                ingest(self.store, source, self.job, self.settings.chunk_rows, self.log)
+                try:
+                    read = ingest(
+                        self.store, source, layout, self.job, self.settings.chunk_rows, log=self.log
+                    )
+                    check_input(self.store, source, layout, read=read)
+                except InputError:
+                    counts = self.store.counts()
+                    self.release = counts["done"] + counts["error"] == 0  # nothing asked yet
+                    raise
                 if self.settings.dry_run:
                     return self._finish(state="dry_run")
                 stop = self._ask()
@@ -332,9 +357,21 @@ class _Life:
                 "input_sha256": json.loads(self.store.get_meta("identity") or "{}").get(
                     "input_sha256"
                 ),
+                "read": self._read(),
             },
         )
         return self.job.summary(tally)
+
+    def _read(self) -> dict[str, Any]:
+        """How the input was read, its first rows (raw: the job masks them) and reject reasons."""
+        layout = self.layout
+        if layout is None:
+            return {}
+        return {
+            **layout.describe(),
+            "samples": list(layout.samples),
+            "rejects_by_reason": self.store.reject_reasons(10),
+        }
 
     def _first_table_rows(self, exported: Exported) -> int:
         first = self.job.tables()[0].name
@@ -357,6 +394,17 @@ def _remove_stale(out_dir: Path, job: Job[Any, Any], published: tuple[Path, ...]
             path = out_dir / f"{table.name}.{ext}"
             if path not in published:
                 path.unlink(missing_ok=True)
+
+
+def _identity(job: Job[Any, Any], settings: BatchSettings, source: InputFile) -> dict[str, Any]:
+    """What ties the folder to this input: its bytes, the job, and how it is read."""
+    given = {
+        "encoding": settings.encoding,
+        "delimiter": settings.delimiter,
+        "header_row": settings.header_row,
+    }
+    reading = {key: value for key, value in given.items() if value is not None}
+    return {"input_sha256": source.fingerprint(), **job.identity(), **reading}
 
 
 def _state_of(error: RunError) -> str:

@@ -150,7 +150,13 @@ class ProgressStore:
 
     @property
     def rows_ingested(self) -> int:
+        """The number of the last input row read: a resume reads on after it."""
         return int(self.get_meta("rows_ingested") or 0)
+
+    @property
+    def rows_counted(self) -> int:
+        """How many data rows were read so far (blank rows and rows above the header are not)."""
+        return int(self.get_meta("rows_counted") or self.get_meta("rows_ingested") or 0)
 
     def first_rows(self, keys: Sequence[str]) -> dict[str, int]:
         """The row each already stored key first appeared on."""
@@ -162,7 +168,13 @@ class ProgressStore:
             found.update(self._db.execute(sql, part).fetchall())
         return found
 
-    def ingest_chunk(self, items: Sequence[NewItem], rejects: Sequence[Reject], rows: int) -> None:
+    def ingest_chunk(
+        self,
+        items: Sequence[NewItem],
+        rejects: Sequence[Reject],
+        rows: int,
+        counted: int | None = None,
+    ) -> None:
         """Store one chunk's items and rejects and advance the ingest mark, all or nothing."""
         with self._transaction():
             self._db.executemany(
@@ -175,6 +187,10 @@ class ProgressStore:
             )
             self._db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('rows_ingested', ?)", (str(rows),)
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('rows_counted', ?)",
+                (str(rows if counted is None else counted),),
             )
 
     def open_items(self, after_seq: int, limit: int) -> list[OpenItem]:
@@ -223,6 +239,16 @@ class ProgressStore:
                 return
             yield [Reject(row, reason, orjson.loads(raw)) for row, reason, raw in rows]
             last = rows[-1][0]
+
+    def reject_reasons(self, limit: int = 5) -> dict[str, int]:
+        """The most frequent reject reasons; duplicates as one reason, whatever row they repeat."""
+        cut = "instr(reason, ': first seen on row')"
+        rows = self._db.execute(
+            f"SELECT CASE WHEN {cut} > 0 THEN substr(reason, 1, {cut} - 1) ELSE reason END AS r, "  # noqa: S608
+            "count(*) AS n FROM rejects GROUP BY r ORDER BY n DESC, r LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return {str(reason): int(n) for reason, n in rows}
 
     def counts(self) -> dict[str, int]:
         """Items by state, and rejects."""

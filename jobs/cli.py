@@ -155,8 +155,17 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
 )
 @click.option("--ci-column", default="ci", show_default=True)
 @click.option("--name-column", default="kor_name", show_default=True)
-@click.option("--encoding", help="Input text encoding; detected (UTF-8 or CP949) when not given.")
-@click.option("--sheet", help="For .xlsx inputs: the sheet to read [default: the first].")
+@click.option("--encoding", help="Input text encoding [default: detected: UTF-8, UTF-16 or CP949].")
+@click.option(
+    "--delimiter", help="Field delimiter of text inputs: , ; tab or | [default: detected]."
+)
+@click.option(
+    "--header-row",
+    type=click.IntRange(min=1),
+    help="The header's row number, as a spreadsheet shows it [default: the first of the "
+    "first 20 rows that holds the columns].",
+)
+@click.option("--sheet", help="For .xlsx, .xls and .ods inputs: the sheet [default: the first].")
 @click.option(
     "--keep-columns",
     default="",
@@ -231,7 +240,7 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
 )
 @click.option("--debug", is_flag=True, help="Log every request and show tracebacks.")
 def run(**options: Any) -> None:
-    """Reconcile INPUT (.csv, .csv.gz, .parquet or .xlsx) and write the outputs to --out."""
+    """Reconcile INPUT (.csv, .tsv, .txt, .csv.gz, .parquet, .xlsx, .xls or .ods) into --out."""
     from batch.errors import UsageError  # noqa: PLC0415
     from jobs import logs  # noqa: PLC0415  (lazy: keeps --help fast)
     from jobs.cli_settings import api_key_from, run_settings  # noqa: PLC0415

@@ -48,6 +48,8 @@ _HINTS = {
     "encoding": "pass --encoding",
     "out_dir": "choose another --out",
     "migrate": "run `member-recon migrate ROOT` once (see README, BI dataset)",
+    "sheet": "pass --sheet NAME",
+    "header_row": "pass --header-row N (the header's row number)",
 }
 
 
@@ -96,6 +98,22 @@ def _raise_keyboard_interrupt(signum: int, _: object) -> None:
     raise KeyboardInterrupt(signum)
 
 
+def _print_read(read: dict[str, Any]) -> None:
+    """How the input was read, before any quota is spent: a dry run's first lines."""
+    how = [
+        read.get("encoding") and f"encoding {read['encoding']}",
+        read.get("delimiter") and f"{read['delimiter']}-delimited",
+        read.get("sheet") is not None and f"sheet {read['sheet']!r}",
+        read.get("header_row") and f"header on row {read['header_row']}",
+    ]
+    print("read as:", ", ".join(part for part in how if part) or "Parquet")
+    print("  columns:", ", ".join(read.get("columns", [])))
+    for row in read.get("samples", []):
+        print("  sample: ", "  ".join(f"{k}={v}" for k, v in row.items()))
+    for reason, count in read.get("rejects_by_reason", {}).items():
+        print(f"  rejected: {count} x {reason}")
+
+
 def report_line(path: Path) -> str:
     return f"report: member-recon report {shlex.quote(str(path))}"
 
@@ -138,6 +156,8 @@ def print_summary(
         "requests_per_s",
     )
     width = max(len(k) for k in keys)
+    if summary.get("state") == "dry_run":
+        _print_read(summary.get("input_read") or {})
     for key in keys:
         if key in summary:
             print(f"  {key:<{width}}  {summary[key]}")

@@ -15,6 +15,7 @@ from batch.dataset import work_dir
 from batch.errors import UsageError
 from batch.log import Log
 from batch.retry import RetryPolicy
+from batch.sniff import delimiter_from
 from jobs.client import ClientSettings
 from jobs.models import Partner
 from jobs.settings import RunSettings
@@ -31,10 +32,22 @@ def run_settings(
     """The run's settings from the command line's options, checked; UsageError if they clash."""
 
     com_id, srv_id = options["com_id"], options["srv_id"]
-    if not com_id or len(com_id) != 5:
+    for flag, value in (
+        ("--com-id (or KOSCOM_COM_ID)", com_id),
+        ("--srv-id (or KOSCOM_SRV_ID)", srv_id),
+    ):
+        if not value:
+            raise UsageError(f"{flag} is required")
+    if len(com_id) != 5:
         raise UsageError("--com-id (or KOSCOM_COM_ID) must be 5 characters")
-    if not srv_id or len(srv_id) > 20:
+    if len(srv_id) > 20:
         raise UsageError("--srv-id (or KOSCOM_SRV_ID) must be 1 to 20 characters")
+    delimiter = options["delimiter"]
+    if delimiter is not None:
+        try:
+            delimiter = delimiter_from(delimiter)
+        except ValueError as exc:
+            raise UsageError(f"--delimiter {exc}") from None
     base_url = _checked_base_url(options["base_url"], log)
     if not api_key and not options["dry_run"]:
         raise UsageError("no API key: set KOSCOM_API_KEY or pass --api-key-file")
@@ -102,6 +115,8 @@ def run_settings(
         keep_columns=keep,
         pseudonym_key=pseudonym_key,
         sheet=options["sheet"],
+        delimiter=delimiter,
+        header_row=options["header_row"],
         dataset_root=dataset_root,
         run_date=run_date,
         sinks=tuple(options["sinks"]),

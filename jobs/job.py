@@ -41,6 +41,8 @@ def run(settings: RunSettings, log: Log) -> RunResult:
         encoding=settings.encoding,
         legacy_encodings=LEGACY_ENCODINGS,
         sheet=settings.sheet,
+        delimiter=settings.delimiter,
+        header_row=settings.header_row,
         fresh=settings.fresh,
         keep_progress=settings.keep_progress,
         # Longer than any wait the gate allows: the longest outage, then a customer's retries.

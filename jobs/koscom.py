@@ -40,7 +40,7 @@ from jobs.sealing import Sealer
 from jobs.settings import RunSettings
 from jobs.sinks import load
 from jobs.summary import run_log_row, summary_of
-from jobs.validation import customer_or_problem
+from jobs.validation import customer_or_problem, kept_problem
 
 # A CI is 88 base64 characters; a run of 40 or more is hidden too (a CI cut by a bad row).
 CI_SHAPED = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
@@ -120,6 +120,9 @@ class KoscomJob:
         if isinstance(verdict, str):
             return verdict
         kept = tuple((name, values.get(name)) for name in settings.keep_columns)
+        problem = next(filter(None, (kept_problem(name, value) for name, value in kept)), None)
+        if problem is not None:
+            return problem
         if self._sealer is not None:
             for name, value in kept:
                 if value and CI_SHAPED.search(value):

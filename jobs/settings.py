@@ -32,6 +32,8 @@ class RunSettings:
     keep_columns: tuple[str, ...] = ()
     pseudonym_key: bytes | None = field(default=None, repr=False)
     sheet: str | None = None
+    delimiter: str | None = None  # None: found with the header
+    header_row: int | None = None  # None: the first of the first 20 rows holding the columns
     dataset_root: Path | None = None  # --dataset: out_dir is then ROOT/.work/YYYY-MM-DD
     run_date: dt.date = field(default_factory=lambda: dt.datetime.now().astimezone().date())
     sinks: tuple[str, ...] = ()

@@ -12,6 +12,7 @@ from jobs.exits import DONE, PAUSED, TOO_MANY_ERRORS, exit_code_for
 from jobs.outputs import runs_schema
 from jobs.reconcile import Status
 from jobs.settings import RunSettings
+from jobs.validation import mask_ci, mask_name, mask_value
 
 
 def summary_of(tally: Tally, settings: RunSettings, figures: Mapping[str, Any]) -> dict[str, Any]:
@@ -25,6 +26,7 @@ def summary_of(tally: Tally, settings: RunSettings, figures: Mapping[str, Any]) 
         "rows": tally.rows,
         "rejected": tally.rejected,
         "customers": tally.items,
+        "input_read": input_read(tally.extra.get("read") or {}, settings, tally.state == "dry_run"),
     }
     if tally.state == "dry_run":
         to_ask = tally.open_items
@@ -74,6 +76,22 @@ def summary_of(tally: Tally, settings: RunSettings, figures: Mapping[str, Any]) 
         summary["changes"] = tally.extra["changes"]
     summary["input_sha256"] = tally.extra.get("input_sha256")
     return summary
+
+
+def input_read(read: Mapping[str, Any], settings: RunSettings, samples: bool) -> dict[str, Any]:
+    """How the input was read; with `samples`, its first rows with every value masked."""
+    shown = {k: v for k, v in read.items() if k != "samples"}
+    if samples:
+        masks = {settings.ci_column: mask_ci, settings.name_column: mask_name}
+        shown["samples"] = [
+            {
+                name: (masks.get(name, mask_value)(value) if value else value)
+                for name, value in row.items()
+                if name in (settings.ci_column, settings.name_column, *settings.keep_columns)
+            }
+            for row in read.get("samples", [])
+        ]
+    return shown
 
 
 def _exit_code(tally: Tally, settings: RunSettings, stopped: Any) -> int:

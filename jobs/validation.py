@@ -1,15 +1,22 @@
-"""Input rules of the contract: trimmed values, an 88-character CI, a 1–10 character name."""
+"""Input rules of the contract: trimmed values, an 88-character CI, a 1–10 character name.
+
+A name holding a control character (NUL, ESC, a line break) is rejected: it would break
+every later load of the dataset (PostgreSQL refuses NUL in text). A kept column with NUL
+is rejected for the same reason.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import unicodedata
 
 from jobs.models import Customer
 
 CI_LENGTH = 88
 CI_BYTES = 64
 NAME_MAX = 10
+_CONTROLS = frozenset({"Cc", "Zl", "Zp"})  # controls, line and paragraph separators
 
 
 def ci_problem(value: str | None) -> str | None:
@@ -33,6 +40,16 @@ def name_problem(value: str | None) -> str | None:
         return "kor_name is empty"
     if len(value) > NAME_MAX:
         return f"kor_name has {len(value)} characters, more than {NAME_MAX}"
+    control = next((c for c in value if unicodedata.category(c) in _CONTROLS), None)
+    if control is not None:
+        return f"kor_name has a control character (U+{ord(control):04X})"
+    return None
+
+
+def kept_problem(column: str, value: str | None) -> str | None:
+    """Why a kept column's value cannot be carried into the outputs, or None."""
+    if value and "\x00" in value:
+        return f"{column} has a NUL character"
     return None
 
 
@@ -51,3 +68,10 @@ def mask_ci(ci: str) -> str:
 
 def mask_name(name: str) -> str:
     return f"{name[:1]}{'*' * max(0, len(name) - 1)}"
+
+
+def mask_value(value: str | None) -> str | None:
+    """Another column's value as a dry run shows it: its first 2 characters and its length."""
+    if not value:
+        return value
+    return f"{value[:2]}{'*' * max(0, len(value) - 2)}"

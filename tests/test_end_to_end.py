@@ -61,7 +61,7 @@ def sample(tmp_path: Path) -> tuple[Path, list[str]]:
         [people[1][0], ""],
         [people[2][0], "가나다라마바사아자차카"],
         ["*" * 88, "홍길동"],
-        [people[5][0], "다른이름"],  # repeats row 6's CI
+        [people[5][0], "다른이름"],  # repeats row 7's CI (the sixth customer's)
     ]
     return write_csv(tmp_path / "in.csv", rows), [ci for ci, _ in people]
 
@@ -74,14 +74,15 @@ def test_every_row_ends_in_reconciled_or_rejects_and_answers_match_the_truth(
     assert result.exit_code == 0, result.stderr
     check_truth(result, cis)
     rejects = result.rejects()
-    assert list(rejects["row"].astype(int)) == [61, 62, 63, 64, 65, 66]
+    # Row numbers as a spreadsheet shows them: the header is row 1.
+    assert list(rejects["row"].astype(int)) == [62, 63, 64, 65, 66, 67]
     assert list(rejects["reason"]) == [
         "ci is empty",
         "ci has 87 characters, not 88",
         "kor_name is empty",
         "kor_name has 11 characters, more than 10",
         "ci is not standard base64",
-        "duplicate ci: first seen on row 6",
+        "duplicate ci: first seen on row 7",
     ]
     assert list(rejects.columns) == ["row", "reason", "ci", "kor_name"]
     summary = result.summary()
@@ -352,8 +353,10 @@ def test_wrong_base_path_is_a_configuration_error(sandbox, tmp_path: Path) -> No
     [
         (["--base-url", "http://api.example.com/v1"], {}, "must use https"),
         (["--com-id", "F09"], {}, "--com-id"),
+        (["--com-id", ""], {}, "--com-id (or KOSCOM_COM_ID) is required"),
         ([], {"KOSCOM_API_KEY": ""}, "no API key"),
-        (["--ci-column", "주민"], {}, "input has no column '주민'"),
+        (["--ci-column", "주민"], {}, "input in.csv has no column '주민'"),
+        (["--delimiter", ";;"], {}, "--delimiter ';;' is not one character"),
     ],
 )
 def test_bad_usage_is_exit_2_with_one_line(sandbox, tmp_path, args, env, message) -> None:
@@ -460,8 +463,8 @@ def test_the_shipped_sample_shows_every_reject_reason(sandbox, tmp_path: Path) -
         "ci has 87 characters, not 88",
         "ci is not standard base64",
         "ci is empty",
-        "duplicate ci: first seen on row 6",
         "duplicate ci: first seen on row 7",
+        "duplicate ci: first seen on row 8",
         "row has 4 fields where the header has 3",
     ):
         assert reason in reasons, reason

@@ -17,6 +17,7 @@ import pytest
 
 from batch.errors import (
     AccountingError,
+    InputError,
     Interrupted,
     PausedError,
     Stalled,
@@ -57,10 +58,10 @@ def test_a_whole_run_accounts_for_every_row(words: Path, tmp_path: Path) -> None
     result = run_words(words, out)
     assert lengths(out) == EXPECTED  # one row per distinct item, in input order
     rejects = (out / "rejects.csv").read_text(encoding="utf-8-sig").splitlines()
-    assert rejects == [
+    assert rejects == [  # rows as a spreadsheet shows them: the header is row 1
         "row,reason,word",
-        "5,duplicate word: first seen on row 2,Beta",
-        "6,word is not letters,12",
+        "6,duplicate word: first seen on row 3,Beta",
+        "7,word is not letters,12",
     ]
     assert result.summary["state"] == "done"
     assert result.summary["accounting_ok"] is True
@@ -220,6 +221,58 @@ def test_a_store_from_another_version_is_refused(words: Path, tmp_path: Path) ->
     assert caught.value.setting == "fresh"
     run_words(words, out, fresh=True)  # and a fresh start clears it
     assert lengths(out) == EXPECTED
+
+
+def test_a_wrong_column_leaves_the_folder_unclaimed(words: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    other = tmp_path / "other.csv"
+    other.write_text("token\nalpha\n", encoding="utf-8")
+    with pytest.raises(InputError, match="has no column 'word'") as caught:
+        run_words(other, out)
+    assert caught.value.setting == "word_column"
+    assert not (out / STORE_NAME).exists()
+    assert lengths(run_words(words, out).outputs[0].parent) == EXPECTED  # no --fresh needed
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "is empty (0 bytes)"),
+        ("word\n", "has no rows under its header (header on row 1: 'word')"),
+        (
+            "word\n12\n34\n12\n",
+            "3 rows read, every one rejected (3 × word is not letters); header on row 1",
+        ),
+    ],
+)
+def test_an_input_with_nothing_to_ask_is_refused_and_frees_the_folder(
+    words: Path, tmp_path: Path, text: str, message: str
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as caught:
+        run_words(bad, out)
+    assert message in str(caught.value)
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing published or kept
+    assert lengths(run_words(words, out).outputs[0].parent) == EXPECTED
+
+
+def test_a_file_that_changes_while_it_is_read_is_refused(
+    words: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batch import reader  # noqa: PLC0415
+
+    def appended(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with words.open("a", encoding="utf-8") as more:
+            more.write("late\n")  # the exporter is still writing
+        yield from original(self, *args, **kwargs)
+
+    original = reader.InputFile.iter_chunks
+    monkeypatch.setattr(reader.InputFile, "iter_chunks", appended)
+    with pytest.raises(InputError, match="changed while it was read"):
+        run_words(words, tmp_path / "out")
+    assert not (tmp_path / "out" / "lengths.parquet").exists()
 
 
 def _item(n: int) -> Any:
