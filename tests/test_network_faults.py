@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Self
 
 import orjson
 import pytest
 
 from batch.transport import HttpTransport, TransportSettings
+from tests.conftest import customers, job, write_csv
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")
 
@@ -117,3 +119,31 @@ async def test_an_answer_sent_twice_is_never_read_as_the_next_one_and_is_counted
     ]
     assert transport.unsolicited_answers == 1  # the summary's unsolicited_answers
     assert server.connections == 2  # the connection that carried the copy was closed
+
+
+# --- the job against the sandbox's faults ----------------------------------------------------
+
+
+@pytest.fixture
+def people(tmp_path: Path) -> tuple[Path, list[str]]:
+    rows = customers(40, salt="faults")
+    return write_csv(tmp_path / "in.csv", rows), [ci for ci, _ in rows]
+
+
+def test_an_outage_longer_than_max_outage_stops_with_a_summary(sandbox, people, tmp_path) -> None:
+    """Nothing listens any more: exit 3 after --max-outage, and few requests sent meanwhile."""
+    sandbox.sandbox.start_outage("refused", 60, after=0.0)
+    path, _ = people
+    out = tmp_path / "out"
+    # 16 workers, each with both questions waiting for their turn at 20 r/s.
+    result = job(sandbox, path, out, "--max-outage", "2s", "--rate", "20")
+    assert result.exit_code == 3
+    assert "member-recon: the API has been down for " in result.stderr
+    summary = result.summary()
+    assert summary["state"] == "aborted"
+    assert "longer than the 2 s allowed (last: cannot connect to 127.0.0.1" in summary["reason"]
+    assert summary["unanswered"] == 40
+    assert summary["outages"] == 1
+    # The 5 failures that opened the circuit, and a probe; not the 32 questions in the queue.
+    assert summary["requests"] <= 8
+    assert not (out / "reconciled.parquet").exists()
