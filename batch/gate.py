@@ -177,7 +177,7 @@ class RequestGate:
         while True:
             probe = await self._circuit.admit()
             try:
-                answer = await self._send(request)
+                answer = await self._send(request, probe=probe)
             except TransportError as failure:
                 if self._circuit.failed(failure.reason, probe=probe, item=request.item):
                     continue
@@ -192,6 +192,8 @@ class RequestGate:
                 if probe:
                     self._circuit.abandon_probe()
                 raise
+            if answer is None:  # the circuit opened while it waited for its turn: wait again
+                continue
             self._answered_once = True
             try:
                 result = read(answer)
@@ -210,9 +212,12 @@ class RequestGate:
             self._breaker.record(None)
             return result
 
-    async def _send(self, request: GateRequest) -> HttpAnswer:
+    async def _send(self, request: GateRequest, *, probe: bool = False) -> HttpAnswer | None:
+        """The answer; None when the circuit opened while this request waited for its turn."""
         async with self._in_flight:
             await self._limiter.acquire()
+            if self._circuit.is_open and not probe:
+                return None
             if not self.quota.try_spend((request.cap,)):
                 raise PausedError(self._paused_message())
             self.stats.requests += 1

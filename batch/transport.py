@@ -107,8 +107,16 @@ class _StrictConnector(aiohttp.TCPConnector):
             protocol = connection.protocol if connection is not None else None
             if connection is None or protocol is None or not protocol.should_close:
                 return connection
-            self.unsolicited += 1
+            if not len(protocol):  # bytes that were not even an answer; _release counts answers
+                self.unsolicited += 1
             connection.close()
+
+    def _release(self, key: Any, protocol: Any, *, should_close: bool = False) -> None:
+        # An answer still queued when the connection is let go was read by nobody: it came
+        # with the one that was asked for (aiohttp then closes the connection), or while idle.
+        if len(protocol):
+            self.unsolicited += 1
+        super()._release(key, protocol, should_close=should_close)
 
 
 class HttpTransport:
