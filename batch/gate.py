@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 from batch.circuit import OutageCircuit
@@ -132,6 +132,8 @@ class RequestGate:
         self._breaker = AnswerBreaker(settings.unusable_window, settings.unusable_limit)
         self._in_flight = asyncio.Semaphore(settings.transport.connections)
         self._answered_once = False
+        # The last request answered in full: the probe when the circuit is open.
+        self._canary: tuple[GateRequest, Callable[[HttpAnswer], Any]] | None = None
         self._hooks = quiet_retry_hooks()
 
     async def __aenter__(self) -> Self:
@@ -176,6 +178,9 @@ class RequestGate:
         """One counted attempt; failures while the server is down are waited out, not counted."""
         while True:
             probe = await self._circuit.admit()
+            if probe and self._canary is not None and self._canary[0] is not request:
+                await self._probe_with_canary(*self._canary)
+                continue  # answered: the circuit is closed; failed: it waits longer
             try:
                 answer = await self._send(request, probe=probe)
             except TransportError as failure:
@@ -210,7 +215,36 @@ class RequestGate:
                 raise
             self._circuit.succeeded()
             self._breaker.record(None)
+            self._canary = (request, read)
             return result
+
+    async def _probe_with_canary(
+        self, request: GateRequest, read: Callable[[HttpAnswer], Any]
+    ) -> None:
+        """Probe with the last request the server answered, not with a waiting item's own.
+
+        A few items that always fail would otherwise probe with their own requests, keep
+        the circuit open, and pass for an outage until the run gave up.
+        """
+        try:
+            answer = await self._send(request, probe=True)
+        except (TransportError, NameResolutionError) as failure:
+            self._circuit.failed(str(failure), probe=True, item=request.item)
+            return
+        except BaseException:
+            self._circuit.abandon_probe()
+            raise
+        if answer is None:
+            self._circuit.abandon_probe()
+            return
+        try:
+            read(answer)
+        except ServerFailure as failure:
+            self._circuit.failed(failure.reason, probe=True, item=request.item)
+            return
+        except RequestError:
+            pass  # any other answer says the server is up
+        self._circuit.succeeded()
 
     async def _send(self, request: GateRequest, *, probe: bool = False) -> HttpAnswer | None:
         """The answer; None when the circuit opened while this request waited for its turn."""

@@ -39,6 +39,10 @@ def stated_limits(headers: Mapping[str, str]) -> StatedLimits:
     for window, seconds in _WINDOW_SECONDS.items():
         if _int(headers.get(f"x-ratelimit-remaining-{window}")) == 0 and hold is None:
             hold = _float(headers.get("ratelimit-reset")) or seconds
+    if hold is not None and hold <= 1.0:
+        # A spent second: the pacing under the stated limit already spreads the next ones,
+        # and Kong rounds the reset up to a whole second, so waiting it out halves the rate.
+        hold = None
     return StatedLimits(
         per_second=min(rates) if rates else None,
         hold_for=hold,

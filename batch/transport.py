@@ -218,7 +218,8 @@ class HttpTransport:
         if isinstance(exc, aiohttp.ServerTimeoutError):
             return AnswerTimeout(f"no answer within {self.settings.answer_timeout:g} s")
         if isinstance(exc, aiohttp.ClientResponseError):  # the answer's head was not HTTP
-            return ProtocolError(f"an answer that is not valid HTTP ({exc.message})"[:160])
+            # aiohttp's message quotes the peer's bytes; an output must never repeat them.
+            return ProtocolError(f"an answer that is not valid HTTP (status {exc.status})")
         if isinstance(exc, aiohttp.ClientPayloadError):
             return ConnectionFailure("the answer broke off before its end")
         if isinstance(exc, aiohttp.ServerDisconnectedError):

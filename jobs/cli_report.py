@@ -163,6 +163,14 @@ def print_summary(
             print(f"  {key:<{width}}  {summary[key]}")
     for reason, count in summary.get("errors_by_reason", {}).items():
         print(f"  error: {count} x {reason}")
+    if summary.get("unsolicited_answers"):
+        # An answer nobody asked for means the gateway repeats itself: one that arrives on a
+        # connection just as it is reused can pass for the next customer's (README, limits).
+        print(
+            f"member-recon: warning: {summary['unsolicited_answers']} answers arrived that no "
+            "request asked for; the gateway repeats answers: check it, then rerun with --fresh",
+            file=sys.stderr,
+        )
     if outputs:
         spread = len({path.parent for path in outputs}) > 1  # a dataset's table folders
         base = report if spread and report is not None else outputs[0].parent

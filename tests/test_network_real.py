@@ -236,7 +236,8 @@ def test_a_host_name_that_does_not_resolve_stops_at_once(sandbox, people, tmp_pa
     result = job(sandbox, path, tmp_path / "out", "--base-url", url)
     assert result.exit_code == 2
     assert "member-recon: cannot resolve api.koscom.invalid (" in result.stderr
-    assert "check --base-url, or set HTTPS_PROXY" in result.stderr
+    assert "check the API's URL, or set HTTPS_PROXY" in result.stderr
+    assert result.stderr.rstrip().endswith("see --base-url")
     assert result.summary()["requests"] <= 2 * 16
 
 
@@ -273,7 +274,7 @@ def test_proxy_credentials_in_the_url_work_and_the_password_shows_nowhere(
     assert any(f"CONNECT localhost:{gateway.port}" in line for line in proxy.log_lines())
     assert PASSWORD not in result.stdout + result.stderr
     files = [p for p in out.rglob("*") if p.is_file()]
-    assert {"reconciled.parquet", "summary.json", ".progress.sqlite"} <= {p.name for p in files}
+    assert {"reconciled.parquet", "summary.json", ".finished.json"} <= {p.name for p in files}
     for file in files:
         assert PASSWORD.encode() not in file.read_bytes(), file.name
 
