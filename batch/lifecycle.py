@@ -24,10 +24,10 @@ import json
 import signal
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batch.asking import ask_all
 from batch.contract import Job, Tally
 from batch.dataset import append_run, check_layout, placer, prepare_root, run_log_path
 from batch.errors import (
@@ -53,50 +53,15 @@ from batch.folder import (
 from batch.ingest import check_input, claim, ingest
 from batch.lock import FolderLock
 from batch.log import Log
-from batch.progress import ProgressReport
 from batch.reader import InputFile, Layout
-from batch.runner import Outcome, Runner, run_async
-from batch.store import OpenItem, ProgressStore
+from batch.runner import run_async
+from batch.settings import BatchResult, BatchSettings
+from batch.store import ProgressStore
 from batch.timeline import TABLE as TIMELINE
-from batch.timeline import TIMELINE_NAME, Timeline, write_timeline
+from batch.timeline import TIMELINE_NAME, write_timeline
 from batch.writer import OutputSet, dir_mode, make_dirs, write_json
 
 _STOP_STATES = ((PausedError, "paused"), (Interrupted, "stopped"), (AbortError, "aborted"))
-
-
-@dataclass(frozen=True, slots=True)
-class BatchSettings:
-    """Where the run reads and writes, and how it goes about it."""
-
-    input_path: Path
-    out_dir: Path
-    workers: int
-    drain_timeout: float
-    file_format: str = "parquet"
-    encoding: str | None = None
-    legacy_encodings: Mapping[str, str] = field(default_factory=dict)
-    sheet: str | None = None
-    delimiter: str | None = None
-    header_row: int | None = None
-    fresh: bool = False
-    chunk_rows: int = 20_000
-    dry_run: bool = False
-    progress_tty: bool = False
-    progress_interval: float = 30.0
-    dataset_root: Path | None = None  # out_dir is then the night's work folder
-    run_date: dt.date | None = None
-    keep_progress: bool = False  # keep the store after a run with nothing left to ask
-    stall_timeout: float | None = None  # end the run when nothing finishes for this long
-    file_mode: int = 0o600  # outputs; folders to match; the progress store stays 0600
-    display_zone: str = "UTC"  # the zone xlsx shows timestamps in
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    """What a run produced: the job's summary and the published files."""
-
-    summary: dict[str, Any]
-    outputs: tuple[Path, ...]
 
 
 def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchResult:
@@ -220,53 +185,9 @@ class _Life:
         if open_items == 0:
             return None
         self.log.info("asking", items=open_items)
-        return run_async(self._ask_all(open_items))
-
-    async def _ask_all(self, open_items: int) -> RunError | None:
-        job = self.job
-        async with job.asker(self.log) as asker:
-            progress = ProgressReport(
-                open_items,
-                tty=self.settings.progress_tty,
-                log=self.log,
-                interval=self.settings.progress_interval,
-                extra=asker.figures,
-                unit=job.unit,
-            )
-
-            async def answer(open_item: OpenItem) -> Outcome:
-                record = await asker.ask(job.decode_item(open_item.payload))
-                state = "done" if job.is_final(record) else "error"
-                label = next(iter(job.counters(record)), state)
-                return Outcome(state, job.encode_record(record), label)
-
-            runner = Runner(
-                self.store,
-                answer,
-                workers=self.settings.workers,
-                drain_timeout=self.settings.drain_timeout,
-                on_outcome=lambda outcome: progress.update(outcome.label),
-                stall_timeout=self.settings.stall_timeout,
-            )
-            timeline = Timeline(
-                self.settings.out_dir / TIMELINE_NAME,
-                lambda: {
-                    "items_done": progress.done,
-                    **{f"items_{label}": n for label, n in progress.by_state.items()},
-                    **asker.figures(),
-                },
-            )
-            stop = None
-            try:
-                async with timeline:
-                    await runner.run()
-            except RunError as exc:  # the summary still needs the asker's figures
-                stop = exc
-            finally:
-                progress.close()
-        self.figures = asker.figures()
-        self.log.info("asked", items=runner.finished, **_scalars(self.figures))
-        return stop
+        asked = run_async(ask_all(self.job, self.settings, self.store, self.log, open_items))
+        self.figures = asked.figures
+        return asked.stop
 
     def _finish(self, state: str, stop: RunError | None = None) -> BatchResult:
         """Export (not on a pause or dry run), account, publish; raise the pause after."""
@@ -417,10 +338,6 @@ def _state_of(error: RunError) -> str:
 def _stopped_by(signum: int) -> str:
     name = signal.Signals(signum).name
     return f"stopped by {name}; progress is saved: run the same command again to resume"
-
-
-def _scalars(figures: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in figures.items() if isinstance(v, int | float | str)}
 
 
 def _now() -> dt.datetime:

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from batch.errors import PausedError, UsageError
-from batch.lifecycle import BatchSettings, run_batch
+from batch.lifecycle import run_batch
 from batch.log import Log
+from batch.settings import BatchSettings
 from jobs.koscom import LEGACY_ENCODINGS, KoscomJob
 from jobs.outputs import RECONCILED_COLUMNS
 from jobs.settings import RunSettings

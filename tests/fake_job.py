@@ -20,7 +20,8 @@ import pyarrow as pa
 
 from batch.contract import Admitted, Column, Table, Tally, Values
 from batch.errors import PausedError
-from batch.lifecycle import BatchResult, BatchSettings, run_batch
+from batch.lifecycle import run_batch
+from batch.settings import BatchResult, BatchSettings
 
 
 @dataclass(frozen=True, slots=True)

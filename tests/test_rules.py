@@ -211,8 +211,10 @@ def test_stated_limits_read_kong_headers() -> None:
     limits = stated_limits(kong)
     assert limits.per_second == 5.0  # 300 a minute is tighter than 10 a second
     assert (limits.day_limit, limits.day_remaining, limits.hold_for) == (100000, 99000, None)
-    spent = {"ratelimit-limit": "10", "ratelimit-remaining": "0", "ratelimit-reset": "1"}
-    assert stated_limits(spent).hold_for == 1.0
+    spent = {"ratelimit-limit": "600", "ratelimit-remaining": "0", "ratelimit-reset": "30"}
+    assert stated_limits(spent).hold_for == 30.0  # a spent minute: everyone waits it out
+    second = {"ratelimit-limit": "10", "ratelimit-remaining": "0", "ratelimit-reset": "1"}
+    assert stated_limits(second).hold_for is None  # a spent second: pacing spreads the next
     assert stated_limits({"x-ratelimit-limit-second": "ten"}).per_second is None
 
 

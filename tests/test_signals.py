@@ -43,7 +43,7 @@ def answered_folder(sandbox_thread, big_input: Path, tmp_path_factory) -> Path:
     """A folder where every customer is answered: a run there goes straight to writing."""
     out = tmp_path_factory.mktemp("signals") / "answered"
     sandbox_thread.sandbox.configure(latency=0.0, faults=())
-    assert job(sandbox_thread, big_input, out).exit_code == 0
+    assert job(sandbox_thread, big_input, out, "--keep-progress").exit_code == 0  # the answers
     return out
 
 
@@ -99,7 +99,8 @@ def test_a_signal_while_writing_the_outputs(
     out = tmp_path / "out"
     shutil.copytree(answered_folder, out)
     before = published(out)
-    proc = spawn(base_args(sandbox, big_input, out))  # all answered: it goes straight to writing
+    # All answered and the store kept: it goes straight to writing.
+    proc = spawn([*base_args(sandbox, big_input, out), "--keep-progress"])
     wait_for(lambda: any(".partial-" in p.name for p in out.iterdir()), proc)
     summary = stopped(proc, signum, out)
     assert sandbox.sandbox.stats.requests == 0
