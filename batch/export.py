@@ -12,7 +12,7 @@ from typing import Any
 from batch.contract import Job
 from batch.store import ProgressStore
 from batch.workbook import Sheet, Workbook
-from batch.writer import OutputSet, TableWriter
+from batch.writer import OutputSet, TableWriter, defuse_cell
 
 REJECT_COLUMNS = ("row", "reason")
 FORMATS = ("parquet", "csv", "xlsx")
@@ -89,5 +89,6 @@ def write_rejects(path: Path, store: ProgressStore, job: Job[Any, Any]) -> None:
         writer.writerow([*REJECT_COLUMNS, *header])
         for batch in store.iter_rejects():
             writer.writerows(
-                [r.row, r.reason, *(r.raw.get(c) or "" for c in header)] for r in batch
+                [r.row, defuse_cell(r.reason), *(defuse_cell(r.raw.get(c) or "") for c in header)]
+                for r in batch
             )

@@ -64,8 +64,13 @@ def ingest(
 def check_input(store: ProgressStore, source: InputFile, layout: Layout, *, read: bool) -> None:
     """A file that changed while it was read, or with no item to ask about, is bad input."""
     name = source.path.name
-    if read and not source.unchanged():
-        raise InputError(f"input {name} changed while it was read; run again once it is complete")
+    if read:
+        # Size, time and inode catch a rewrite; the hash also catches one that kept them.
+        known = json.loads(store.get_meta("identity") or "{}").get("input_sha256")
+        if not source.unchanged() or (known and source.fingerprint() != known):
+            raise InputError(
+                f"input {name} changed while it was read; run again once it is complete"
+            )
     if store.counts()["items"]:
         return
     rows = store.rows_counted

@@ -143,11 +143,11 @@ class TableWriter:
 
     def write(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            self._writer.write_table(self._pa.Table.from_pylist(list(rows), schema=self.schema))
-            self.rows += len(rows)
+            self.write_table(self._pa.Table.from_pylist(list(rows), schema=self.schema))
 
     def write_table(self, table: Any) -> None:
-        self._writer.write_table(table.cast(self.schema))
+        table = table.cast(self.schema)
+        self._writer.write_table(defuse_table(table) if self._stream is not None else table)
         self.rows += table.num_rows
 
     def close(self) -> None:
@@ -186,12 +186,38 @@ class _HidePandas(importlib.abc.MetaPathFinder):
             raise ImportError(name="pandas")
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection): a
+# customer-chosen account alias "=HYPERLINK(…)" must stay text. OWASP's advice: a quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defuse_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text, never runs as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def defuse_table(table: Any) -> Any:
+    """The same, for every string column of an Arrow table bound for CSV."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    for index, field in enumerate(table.schema):
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            column = table.column(index)
+            risky = pc.match_substring_regex(column, pattern="^[=+\\-@\t\r]")
+            quoted = pc.binary_join_element_wise("'", column, "")
+            table = table.set_column(index, field, pc.if_else(risky, quoted, column))
+    return table
+
+
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A small CSV, UTF-8 with a BOM so Excel shows Korean correctly."""
+    """A small CSV, UTF-8 with a BOM so Excel shows Korean correctly; formulas defused."""
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerow([defuse_cell(name) for name in header])
+        writer.writerows([defuse_cell(value) for value in row] for row in rows)
 
 
 def write_json(path: Path, value: Any) -> None:

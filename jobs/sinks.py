@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from batch.errors import RunError, UsageError
 
@@ -35,12 +35,22 @@ def check_sink(url: str) -> str:
     if parts.scheme == "duckdb" and parts.path:
         return "duckdb"
     if parts.scheme in ("postgresql", "postgres"):
-        if parts.password:
+        if parts.password or _password_in_query(parts.query):
+            # A password in the URL shows in `ps`, shell history and cron's mail.
             raise UsageError(
                 "--sink must not carry a password: set PGPASSWORD (or use ~/.pgpass) instead"
             )
         return "postgresql"
     raise UsageError(f"--sink {parts.scheme}://…: expected duckdb:///path or postgresql://…")
+
+
+def _password_in_query(query: str) -> bool:
+    """libpq takes `password=` in the query, and a whole conninfo in `dbname=` or `service`."""
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        lowered = key.lower()
+        if lowered in ("password", "passfile") or "password" in value.lower():
+            return True
+    return False
 
 
 def load(url: str, published: Mapping[str, Path], run_date: dt.date, runs_file: Path) -> None:

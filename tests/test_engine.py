@@ -275,6 +275,25 @@ def test_a_file_that_changes_while_it_is_read_is_refused(
     assert not (tmp_path / "out" / "lengths.parquet").exists()
 
 
+def test_a_rewrite_that_keeps_size_time_and_inode_is_caught_by_the_hash(
+    words: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batch import reader  # noqa: PLC0415
+
+    def rewritten(self: Any, *args: Any, **kwargs: Any) -> Any:
+        yield from original(self, *args, **kwargs)
+        info = words.stat()
+        data = words.read_bytes()
+        with words.open("r+b") as same_file:  # same inode, same size
+            same_file.write(data.replace(b"alpha", b"omega"))
+        os.utime(words, ns=(info.st_atime_ns, info.st_mtime_ns))  # and the old time
+
+    original = reader.InputFile.iter_chunks
+    monkeypatch.setattr(reader.InputFile, "iter_chunks", rewritten)
+    with pytest.raises(InputError, match="changed while it was read"):
+        run_words(words, tmp_path / "out")
+
+
 def _item(n: int) -> Any:
     from batch.store import NewItem  # noqa: PLC0415
 

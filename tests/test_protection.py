@@ -208,3 +208,46 @@ def test_a_store_locked_by_another_process_is_named_as_such(sandbox, tmp_path: P
     assert result.exit_code == 70
     assert "locked by another process" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_defused(sandbox, tmp_path: Path) -> None:
+    people = customers(4)
+    rows = [
+        [people[0][0], "=1+1", "@SUM(A1)"],
+        [people[1][0], "+김철수", "-2"],
+        [people[2][0], "홍길동", "plain"],
+        ["not-a-ci", "=HYPER", "=cmd"],  # a reject: its values go to rejects.csv
+    ]
+    path = write_csv(tmp_path / "in.csv", rows, header=("ci", "kor_name", "memo"))
+    out = tmp_path / "out"
+    result = job(sandbox, path, out, "--format", "csv", "--keep-columns", "memo")
+    assert result.exit_code == 0, result.stderr
+    frame = result.reconciled("csv")
+    assert list(frame["kor_name"]) == ["'=1+1", "'+김철수", "홍길동"]
+    assert list(frame["memo"]) == ["'@SUM(A1)", "'-2", "plain"]
+    rejects = result.rejects()
+    assert (rejects.loc[0, "kor_name"], rejects.loc[0, "memo"]) == ("'=HYPER", "'=cmd")
+    parquet = job(sandbox, path, tmp_path / "p", "--keep-columns", "memo")
+    assert list(parquet.reconciled()["kor_name"])[:2] == ["=1+1", "+김철수"]  # data stays as is
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://bi:secret@127.0.0.1/bi",
+        "postgresql://bi@127.0.0.1/bi?password=secret",
+        "postgresql://bi@127.0.0.1/bi?PASSWORD=secret",
+        "postgresql:///bi?dbname=bi%20password%3Dsecret",
+    ],
+)
+def test_a_sink_url_carrying_a_password_is_refused(sandbox, tmp_path: Path, url: str) -> None:
+    path = write_csv(tmp_path / "in.csv", customers(3))
+    args = ["--dataset", str(tmp_path / "ds"), "--sink", url]
+    result = run_cli(
+        ["run", str(path), "--base-url", sandbox.base_url, "--com-id", "F0995", "--srv-id",
+         "297", *args],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "must not carry a password" in result.stderr
+    assert "secret" not in result.stderr
+    assert sandbox.sandbox.stats.requests == 0
