@@ -106,7 +106,7 @@ def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchRes
             result = life.run(source, layout, identity)
         finally:
             store.close()
-            if life.release:  # nothing was asked: the corrected input needs no --fresh
+            if life.release:  # nothing was asked: the corrected input needs no fresh start
                 ProgressStore.remove(store.path)
         if life.clean and not settings.keep_progress:
             # Nothing is left to ask: the store (the input's keys, and its values) goes.

@@ -272,7 +272,7 @@ class InputFile:
     def _other_sheets(
         self, book: Workbook, sheet: str, needed: Sequence[Column], missing: InputError
     ) -> InputError:
-        """Without --sheet, say which other sheet holds the columns, or name the others."""
+        """With no sheet named, say which other sheet holds the columns, or name the others."""
         others = [name for name in book.sheet_names if name != sheet]
         if self.sheet is not None or not others:
             return missing

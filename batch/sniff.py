@@ -26,7 +26,7 @@ DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 SUPERSETS = {"utf_8": "utf-8-sig", "euc_kr": "cp949"}
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (b"\xfe\xff", "utf-16"))
 _NUMBER_LIKE = re.compile(r"\d{5}|^\d[\d,.\-/: ]*$")  # ids, amounts, dates
-_CODE_LIKE = re.compile(r"[A-Za-z0-9+/=]{24,}")  # a CI, a token
+_CODE_LIKE = re.compile(r"[A-Za-z0-9+/=]{24,}")  # an identifier, a token
 
 
 def bom_encoding(head: bytes) -> str | None:

@@ -187,7 +187,7 @@ class _HidePandas(importlib.abc.MetaPathFinder):
 
 
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection): a
-# customer-chosen account alias "=HYPERLINK(…)" must stay text. OWASP's advice: a quote.
+# user-chosen value such as "=HYPERLINK(…)" must stay text. OWASP's advice: a quote.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
