@@ -144,6 +144,13 @@ class Job(Protocol[I, R]):
         """The run's summary, in the job's words."""
         ...
 
+    def keeps_progress(self, summary: Mapping[str, Any]) -> bool:
+        """True when a finished run's store must stay, for a rerun to ask its failures again.
+
+        Otherwise the engine deletes it: the store holds the whole input.
+        """
+        ...
+
     def run_log(self, summary: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
         """One row for the dataset's run log, and the log's schema."""
         ...

@@ -76,8 +76,11 @@ def earlier_nights(root: Path, table: str, before: dt.date) -> list[tuple[dt.dat
 
 
 def is_old_layout(root: Path) -> bool:
-    return (root / "runs.parquet").is_file() or any(
-        path.is_dir() for path in root.glob("run_date=*")
+    """Anything the old layout leaves, a half-done migration's `_work` copies included."""
+    return (
+        (root / "runs.parquet").is_file()
+        or (root / "_work").is_dir()
+        or any(path.is_dir() for path in root.glob("run_date=*"))
     )
 
 

@@ -24,9 +24,10 @@ def claim(store: ProgressStore, identity: dict[str, Any]) -> bool:
     if known is None:
         store.set_meta("identity", text)
         return False
-    if known != text:
-        theirs = json.loads(known)
-        differs = ", ".join(k for k in sorted(identity) if identity[k] != theirs.get(k))
+    theirs = json.loads(known)
+    # A key added by a later version reads as absent in an older store: None, the same.
+    differs = ", ".join(k for k in sorted({*identity, *theirs}) if identity.get(k) != theirs.get(k))
+    if differs:
         raise ResumeMismatch(
             f"{store.path.parent} holds progress of another run ({differs} differ)",
             setting="fresh",

@@ -131,7 +131,7 @@ class _Life:
         self.figures: dict[str, Any] = {}
         self.resumed = False
         self.logged = False
-        self.clean = False  # done, with no item left to ask again
+        self.clean = False  # done, and the job needs no store for a rerun
         self.release = False
         self.layout: Layout | None = None
 
@@ -212,7 +212,7 @@ class _Life:
             if state == "done":  # before that, the samples stay in the folder's .timeline.jsonl
                 self._write_timeline(outputs)
             summary = self._summary(state, stop, exported, extra)
-            self.clean = state == "done" and store.counts()["error"] == 0
+            self.clean = state == "done" and not self.job.keeps_progress(summary)
             if state == "done" and not summary["accounting_ok"]:
                 raise AccountingError(self._mismatch(exported))
             write_json(outputs.aside("summary.json"), summary)

@@ -22,6 +22,9 @@ CUT_TO = 0.9  # of what the gateway accepted in the last window
 QUIET_AFTER = 30.0  # seconds without a 429 before probing fast again
 SLOW_GROWTH = 0.02  # of the rate per second, while 429s are recent
 FAST_GROWTH = 0.05  # of the ceiling per second, after a quiet spell
+# A gateway's word on a longer pause (an hour's window spent) is checked again after this:
+# the next answer says whether to wait on, and a run never sleeps into its watchdog.
+MAX_HOLD = 60.0
 
 
 class AdaptiveLimiter:
@@ -101,9 +104,9 @@ class AdaptiveLimiter:
             self._set_rate(min(self._rate, self._ceiling), asyncio.get_running_loop().time())
 
     def hold(self, seconds: float) -> None:
-        """Start nothing for `seconds`: the gateway asked for a pause."""
+        """Start nothing for `seconds` (at most MAX_HOLD): the gateway asked for a pause."""
         loop = asyncio.get_running_loop()
-        self._held_until = max(self._held_until, loop.time() + seconds)
+        self._held_until = max(self._held_until, loop.time() + min(seconds, MAX_HOLD))
 
     def _set_rate(self, rate: float, now: float) -> None:
         self._rate = rate

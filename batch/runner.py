@@ -146,6 +146,12 @@ class Runner:
             )
 
     async def _produce(self) -> None:
+        try:
+            await self._feed()
+        except Exception as exc:  # the store failed to read: nothing more can be asked
+            self._fail(exc, cancel_others=True)
+
+    async def _feed(self) -> None:
         last_seq = 0
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():

@@ -195,11 +195,12 @@ class ProgressStore:
 
     def open_items(self, after_seq: int, limit: int) -> list[OpenItem]:
         """Items without a final answer (pending or error), in input order."""
-        rows = self._db.execute(
-            "SELECT seq, row, payload FROM items WHERE state != 'done' AND seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (after_seq, limit),
-        ).fetchall()
+        with self._saving():
+            rows = self._db.execute(
+                "SELECT seq, row, payload FROM items WHERE state != 'done' AND seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
         return [OpenItem(seq, row, orjson.loads(payload)) for seq, row, payload in rows]
 
     def record(self, answers: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
@@ -252,8 +253,9 @@ class ProgressStore:
 
     def counts(self) -> dict[str, int]:
         """Items by state, and rejects."""
-        found = dict(self._db.execute("SELECT state, count(*) FROM items GROUP BY state"))
-        (rejected,) = self._db.execute("SELECT count(*) FROM rejects").fetchone()
+        with self._saving():
+            found = dict(self._db.execute("SELECT state, count(*) FROM items GROUP BY state"))
+            (rejected,) = self._db.execute("SELECT count(*) FROM rejects").fetchone()
         return {
             "pending": int(found.get("pending", 0)),
             "done": int(found.get("done", 0)),
@@ -277,7 +279,7 @@ class ProgressStore:
 
     @contextlib.contextmanager
     def _saving(self) -> Iterator[None]:
-        """A write that fails (full disk, lock held too long, corrupt file) stops the run."""
+        """A store call that fails (full disk, lock held too long, corrupt file) stops the run."""
         try:
             yield
         except sqlite3.Error as exc:

@@ -40,7 +40,7 @@ _GATEWAY_MESSAGES = frozenset(
 def interpret(api: Api, answer: HttpAnswer) -> MembershipAnswer | ConsentAnswer:
     """The typed answer, or raise the failure this answer means."""
     payload = _json_or_none(answer.body)
-    if answer.status == 200:
+    if answer.status == 200 and _platform_error(payload) is None:
         if payload is None:
             raise UnexpectedAnswer(f"{api.value}: HTTP 200 with {_describe_body(answer)}")
         return parse_membership(payload) if api is Api.REGISTER else parse_consent(payload)

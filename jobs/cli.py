@@ -250,6 +250,8 @@ def run(**options: Any) -> None:
         api_key = api_key_from(options["api_key_file"])
     except UsageError as exc:
         fail(str(exc), 2)
+    except OSError as exc:
+        fail(f"--api-key-file cannot be read: {exc.strerror or exc}", 2)
     log, redactor = logs.configure(
         log_format=options["log_format"] or ("text" if sys.stderr.isatty() else "json"),
         debug=options["debug"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import resource
 import shlex
@@ -37,7 +38,9 @@ def explain(exc: Exception, debug: bool, redactor: Any, report: Path | None = No
     if isinstance(exc, RunError):
         fail(redactor.text(_with_hint(exc)), exit_code_for(exc))
     if isinstance(exc, OSError):
-        fail(redactor.text(f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")), 2)
+        text = redactor.text(f"{exc.strerror or exc}: {exc.filename or ''}".strip(": "))
+        # A full disk or an I/O error is the machine's trouble, not the command's.
+        fail(text, INTERNAL_ERROR if exc.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT) else 2)
     fail(f"internal error ({type(exc).__name__}); run with --debug for details", INTERNAL_ERROR)
 
 

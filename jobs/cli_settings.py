@@ -21,7 +21,6 @@ from jobs.models import Partner
 from jobs.settings import RunSettings
 from jobs.sinks import check_sink
 
-SANDBOX_URL = "https://sandbox-apigw.koscom.co.kr/v1/common/member"
 PRODUCTION_HOSTS = frozenset({"apigw.koscom.co.kr", "oap.k-mydata.org"})
 MIN_PSEUDONYM_KEY = 32  # bytes: an HMAC key shorter than its hash's block gives less than it seems
 
@@ -78,8 +77,6 @@ def run_settings(
                 f"{MIN_PSEUDONYM_KEY} (e.g. `openssl rand -hex 32`)"
             )
     keep = tuple(c.strip() for c in options["keep_columns"].split(",") if c.strip())
-    if pseudonym_key and options["ci_column"] in keep:
-        raise UsageError("--keep-columns may not carry the CI column under --pseudonymize")
     file_mode = int(options.get("file_mode") or "0600", 8)
     if file_mode & 0o004 and pseudonym_key is None:
         raise UsageError(

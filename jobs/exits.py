@@ -41,14 +41,3 @@ def exit_code_for(error: RunError) -> int:
         if isinstance(error, kind):
             return exit_code
     return INTERNAL
-
-
-def state_for(error: RunError) -> str:
-    """The `state` a summary gives for a run that ended with `error`."""
-    if isinstance(error, PausedError):
-        return "paused"
-    if isinstance(error, Interrupted):
-        return "stopped"
-    if isinstance(error, AbortError):
-        return "aborted"
-    return "failed"

@@ -13,12 +13,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from batch.contract import Admitted, Column, Table, Tally, Values
-from batch.errors import UsageError
+from batch.errors import InputError, UsageError
 from batch.gate import GateStats
 from batch.log import Log
 from batch.writer import TableWriter
 from jobs.changes import compute_changes, previous_run
 from jobs.client import KoscomClient
+from jobs.exits import TOO_MANY_ERRORS
 from jobs.logs import Redactor
 from jobs.models import Customer
 from jobs.outputs import (
@@ -126,7 +127,7 @@ class KoscomJob:
         if self._sealer is not None:
             for name, value in kept:
                 if value and CI_SHAPED.search(value):
-                    raise UsageError(
+                    raise InputError(  # an input error: the folder stays free
                         f"--keep-columns {name!r} holds CI-shaped values; under "
                         "--pseudonymize no output may carry a CI"
                     )
@@ -246,6 +247,14 @@ class KoscomJob:
 
     def summary(self, tally: Tally) -> dict[str, Any]:
         return summary_of(tally, self.settings, self.request_figures())
+
+    def keeps_progress(self, summary: Mapping[str, Any]) -> bool:
+        """Only a night over --max-error-rate (exit 1) keeps its store, for the retry it asks.
+
+        A night that exits 0 drops it, errors or not: the store holds every CI and name,
+        and a store kept per night would be a CI history. Tomorrow asks the errors again.
+        """
+        return summary.get("exit_code") == TOO_MANY_ERRORS
 
     def run_log(self, summary: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
         return run_log_row(summary, self.settings)

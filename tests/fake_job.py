@@ -147,6 +147,9 @@ class WordJob:
             "finished_at": tally.finished_at.isoformat(),
         }
 
+    def keeps_progress(self, summary: Mapping[str, Any]) -> bool:
+        return bool(summary["counters"].get("failed"))  # its failures are retried by a rerun
+
     def run_log(self, summary: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
         schema = pa.schema([("state", pa.string()), ("words", pa.int64())])
         return {"state": summary["state"], "words": summary.get("words")}, schema

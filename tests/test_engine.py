@@ -20,6 +20,7 @@ from batch.errors import (
     InputError,
     Interrupted,
     PausedError,
+    ResumeMismatch,
     Stalled,
     StoreError,
     UsageError,
@@ -292,6 +293,18 @@ def test_a_rewrite_that_keeps_size_time_and_inode_is_caught_by_the_hash(
     monkeypatch.setattr(reader.InputFile, "iter_chunks", rewritten)
     with pytest.raises(InputError, match="changed while it was read"):
         run_words(words, tmp_path / "out")
+
+
+def test_a_store_of_an_earlier_version_without_a_newer_identity_key_resumes(
+    tmp_path: Path,
+) -> None:
+    from batch.ingest import claim  # noqa: PLC0415
+
+    store = ProgressStore(tmp_path / STORE_NAME)
+    assert claim(store, {"input_sha256": "abc", "job": "words"}) is False
+    assert claim(store, {"input_sha256": "abc", "job": "words", "added_later": None}) is True
+    with pytest.raises(ResumeMismatch, match=r"\(added_later differ\)"):
+        claim(store, {"input_sha256": "abc", "job": "words", "added_later": "x"})
 
 
 def _item(n: int) -> Any:

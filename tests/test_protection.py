@@ -132,19 +132,20 @@ def test_the_ci_cannot_ride_along_in_kept_columns_under_pseudonymize(
 ) -> None:
     people = customers(3)
     rows = [[ci, name, ci] for ci, name in people]
-    path = write_csv(tmp_path / "in.csv", rows, header=("ci", "kor_name", "ci_copy"))
+    path = write_csv(tmp_path / "in.csv", rows, header=("ci_no", "kor_name", "ci_copy"))
     by_name = job(
-        sandbox, path, tmp_path / "a", "--pseudonymize", "--keep-columns", "ci",
-        KOSCOM_PSEUDONYM_KEY=KEY,
+        sandbox, path, tmp_path / "a", "--pseudonymize", "--ci-column", "ci_no",
+        "--keep-columns", "ci_no", KOSCOM_PSEUDONYM_KEY=KEY,
     )  # fmt: skip
     assert by_name.exit_code == 2
-    assert "may not carry the CI column" in by_name.stderr
+    assert "would write raw CIs under --pseudonymize" in by_name.stderr
     by_shape = job(
-        sandbox, path, tmp_path / "b", "--pseudonymize", "--keep-columns", "ci_copy",
-        KOSCOM_PSEUDONYM_KEY=KEY,
+        sandbox, path, tmp_path / "b", "--pseudonymize", "--ci-column", "ci_no",
+        "--keep-columns", "ci_copy", KOSCOM_PSEUDONYM_KEY=KEY,
     )  # fmt: skip
     assert by_shape.exit_code == 2
     assert "CI-shaped values" in by_shape.stderr
+    assert not (tmp_path / "b" / ".progress.sqlite").exists()  # the folder stays free
     for ci, _ in people:
         assert ci not in by_shape.stderr
 
@@ -251,3 +252,18 @@ def test_a_sink_url_carrying_a_password_is_refused(sandbox, tmp_path: Path, url:
     assert "must not carry a password" in result.stderr
     assert "secret" not in result.stderr
     assert sandbox.sandbox.stats.requests == 0
+
+
+def test_a_night_that_exits_0_drops_its_store_errors_or_not(sandbox, tmp_path: Path) -> None:
+    people = customers(40)
+    faulty = frozenset({people[0][0]})
+    sandbox.sandbox.configure(faults=(Fault("http500", 1.0, api="consent/search", cis=faulty),))
+    path = write_csv(tmp_path / "in.csv", people)
+    done = job(sandbox, path, tmp_path / "a", "--attempts", "1")
+    assert done.exit_code == 0, done.stderr  # 1 of 40 in error: under --max-error-rate
+    assert done.summary()["error"] <= 1
+    assert not (tmp_path / "a" / ".progress.sqlite").exists()  # no store outlives the night
+    over = job(sandbox, path, tmp_path / "b", "--attempts", "1", "--max-error-rate", "0")
+    if over.summary()["error"]:
+        assert over.exit_code == 1
+        assert (tmp_path / "b" / ".progress.sqlite").exists()  # kept: the rerun retries them
