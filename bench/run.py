@@ -36,6 +36,8 @@ PY = sys.executable
 SETTLED_AFTER = 5.0  # seconds: the gateway-limit figure also reports what follows them
 OUTAGE_RATE = 100
 OUTAGE_CUSTOMERS = 500  # 10 s of asking at 100 req/s: 3 before the outage, 7 after it
+BUSY = 0.2  # cores used by other processes during a group, above which it is run again
+GROUPS = "quota, gateway, outage, speed, memory, startup"
 
 Row = tuple[str, str, str, bool]  # figure, value, target, ok
 
@@ -479,12 +481,39 @@ def startup_figures() -> list[Row]:
     return [("member-recon --help (median of 10)", f"{startup:.3f} s", "<= 0.3 s", startup <= 0.3)]
 
 
+def measured(
+    name: str, figures: Callable[[], list[Row]], load: OtherLoad, retries: int
+) -> list[Row]:
+    """The figures of one group; run again (up to `retries` times) while others were busy.
+
+    The attempt during which other processes used the least CPU is kept.
+    """
+    best: tuple[float, list[Row]] | None = None
+    for attempt in range(retries + 1):
+        with load.measure(name):
+            rows = figures()
+        others = load.by_figure[name]
+        if best is None or others < best[0]:
+            best = (others, rows)
+        if others <= BUSY:
+            break
+        if attempt < retries:
+            print(f"{name}: others used {others:.2f} cores meanwhile; again", flush=True)
+    assert best is not None
+    load.by_figure[name] = best[0]
+    return best[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="short runs, one of each")
     parser.add_argument("--big", type=int, default=1_000_000, help="customers for memory")
     parser.add_argument("--runs", type=int, default=3, help="runs of each figure (median)")
     parser.add_argument("--speed-runs", type=int, default=5, help="speed runs of each client")
+    parser.add_argument(
+        "--busy-retries", type=int, default=2, help="runs again of a group measured while busy"
+    )
+    parser.add_argument("--only", default="", help=f"comma-separated groups of: {GROUPS}")
     args = parser.parse_args()
     quick = args.quick
     runs, speed_runs = (1, 1) if quick else (args.runs, args.speed_runs)
@@ -492,26 +521,31 @@ def main() -> None:
     limit_seconds = 10.0 if quick else 30.0
     outage = 5.0 if quick else 20.0
     big = 40_000 if quick else args.big
-    rows: list[Row] = []
+    only = set(args.only.split(",")) - {""} or set(GROUPS.split(", "))
     load = OtherLoad()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="member-recon-bench-"))
+
+    def quota_and_cpu() -> list[Row]:
+        rows, job_runs = quota_figures(work, (20, 100, 500), seconds, runs)
+        return rows + paced_cpu_figures(work, 500, seconds, job_runs[500], runs)
+
+    groups: dict[str, tuple[Callable[[], list[Row]], int]] = {
+        "quota": (quota_and_cpu, args.busy_retries),
+        "gateway": (
+            lambda: gateway_limit_figures(work, (20, 100), limit_seconds, runs),
+            args.busy_retries,
+        ),
+        "outage": (lambda: outage_figures(work, (16, 64), outage, runs), args.busy_retries),
+        "speed": (lambda: speed_figures(work, speed_runs), args.busy_retries),
+        "memory": (lambda: memory_figures(work, big), 0),  # long, and RSS is not load
+        "startup": (startup_figures, args.busy_retries),
+    }
+    rows: list[Row] = []
     try:
-        with load.measure("quota"):
-            quota_rows, quota_runs = quota_figures(work, (20, 100, 500), seconds, runs)
-        rows += quota_rows
-        with load.measure("CPU at 500 req/s"):
-            rows += paced_cpu_figures(work, 500, seconds, quota_runs[500], runs)
-        with load.measure("gateway limit"):
-            rows += gateway_limit_figures(work, (20, 100), limit_seconds, runs)
-        with load.measure("outage"):
-            rows += outage_figures(work, (16, 64), outage, runs)
-        with load.measure("speed"):
-            rows += speed_figures(work, speed_runs)
-        with load.measure("memory and resume"):
-            rows += memory_figures(work, big)
-        with load.measure("start-up"):
-            rows += startup_figures()
+        for name, (figures, retries) in groups.items():
+            if name in only:
+                rows += measured(name, figures, load, retries)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -524,9 +558,8 @@ def main() -> None:
     for figure, value, target, ok in rows:
         print(f"| {figure:<{width}} | {value} | {target} | {'yes' if ok else 'NO'} |")
     others = ", ".join(f"{name} {cores:.2f}" for name, cores in load.by_figure.items())
-    print(f"\nother processes' CPU, in cores on average, by figure: {others}")
-    busiest = max(load.by_figure.values(), default=0.0)
-    if busiest > 0.2:
+    print(f"\nother processes' CPU, in cores on average, by group: {others}")
+    if max(load.by_figure.values(), default=0.0) > BUSY:
         print("the machine was busy with other work: compare with care, or run again")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
