@@ -43,8 +43,13 @@ class OutputSet:
     def publish(self) -> list[Path]:
         """Rename every file into place in the order they were set aside; make it durable."""
         for temporary, _ in self._pending:
-            temporary.chmod(self._mode)
-            fsync_path(temporary)
+            # fchmod on the file we opened, never through a link someone put in its place.
+            fd = os.open(temporary, os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                os.fchmod(fd, self._mode)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         published = []
         for temporary, name in self._pending:
             final = self._place(name) if self._place else self.folder / name
