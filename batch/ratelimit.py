@@ -19,6 +19,7 @@ import math
 from asyncio_throttle import Throttler
 
 CUT_TO = 0.9  # of what the gateway accepted in the last window
+DEEP_CUT = 0.5  # a cut to less than this share of the rate means the window is overfull
 QUIET_AFTER = 30.0  # seconds without a 429 before probing fast again
 SLOW_GROWTH = 0.02  # of the rate per second, while 429s are recent
 FAST_GROWTH = 0.05  # of the ceiling per second, after a quiet spell
@@ -95,7 +96,12 @@ class AdaptiveLimiter:
         seen = min(self.period, now - self._first_start) if self._first_start else self.period
         accepted = len(self._accepted) * self.period / max(seen, self.period / 10)
         cut = accepted * CUT_TO if accepted else self._rate / 2
-        self._set_rate(max(self._floor, min(self._rate, cut)), now)
+        new_rate = max(self._floor, min(self._rate, cut))
+        if new_rate < self._rate * DEEP_CUT and retry_after:
+            # Far above the limit, the gateway's window is overfull: what starts before it
+            # drains is refused too. Waiting out its Retry-After once spares those 429s.
+            self.hold(min(retry_after, self.period))
+        self._set_rate(new_rate, now)
 
     def state_limit(self, per_second: float) -> None:
         """The gateway stated its limit: never go above it."""
