@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import importlib.abc
 import json
 import os
@@ -215,14 +214,6 @@ def defuse_table(table: Any) -> Any:
             quoted = pc.binary_join_element_wise("'", column, "")
             table = table.set_column(index, field, pc.if_else(risky, quoted, column))
     return table
-
-
-def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A small CSV, UTF-8 with a BOM so Excel shows Korean correctly; formulas defused."""
-    with path.open("w", encoding="utf-8-sig", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow([defuse_cell(name) for name in header])
-        writer.writerows([defuse_cell(value) for value in row] for row in rows)
 
 
 def write_json(path: Path, value: Any) -> None:
