@@ -7,11 +7,12 @@ from typing import Any
 
 from batch.contract import Job
 from batch.errors import RunError
+from batch.items import OpenItem
 from batch.log import Log
 from batch.progress import ProgressReport
 from batch.runner import Outcome, Runner
 from batch.settings import BatchSettings
-from batch.store import OpenItem, ProgressStore
+from batch.store import ProgressStore
 from batch.timeline import TIMELINE_NAME, Timeline
 
 

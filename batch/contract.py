@@ -8,7 +8,8 @@ check the accounting, publish. A job supplies the rest:
 * how to ask about an item (`asker`), giving a typed record;
 * how items and records are kept in the store (`encode_*`/`decode_*`);
 * its tables (`tables`) and the rows one item gives them (`rows`);
-* what ties a folder to its answers (`identity`), and its words for the summary.
+* what ties a folder to its answers (`identity`), and its words for the summary;
+* under `max_age`, its latest earlier answers (`earlier`), to carry those still young.
 """
 
 from __future__ import annotations
@@ -49,10 +50,26 @@ class Table:
 
 @dataclass(frozen=True, slots=True)
 class Admitted(Generic[I]):
-    """A row the job will ask about; `key` makes it distinct (a repeat is a reject)."""
+    """A row the job will ask about; `key` makes it distinct (a repeat is a reject).
+
+    `question` digests what else the asking depends on (a name, say): an earlier answer
+    to another question is not carried.
+    """
 
     key: str
     item: I
+    question: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """An item's latest earlier answer, as the store keeps it, and the run date that asked."""
+
+    key: str
+    record: dict[str, Any]
+    asked_on: dt.date
+    final: bool  # False: a failure, asked again before any answer that merely aged
+    question: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +165,13 @@ class Job(Protocol[I, R]):
         """True when a finished run's store must stay, for a rerun to ask its failures again.
 
         Otherwise the engine deletes it: the store holds the whole input.
+        """
+        ...
+
+    def earlier(self) -> Iterable[Earlier]:
+        """The latest answer of every item an earlier run knows; read once per night.
+
+        Only called when the run has a `max_age`.
         """
         ...
 

@@ -109,7 +109,11 @@ def append_run(root: Path, row: dict[str, Any], schema: Any, mode: int = 0o600) 
     make_dirs(path.parent, dir_mode(mode), chmod_from=root)
     table = pa.Table.from_pylist([row], schema=schema)
     if path.exists():
-        table = pa.concat_tables([pq.read_table(path).cast(schema), table])
+        logged = pq.read_table(path)
+        for column in schema:  # a column added since the log began reads as null before
+            if column.name not in logged.column_names:
+                logged = logged.append_column(column, pa.nulls(len(logged), column.type))
+        table = pa.concat_tables([logged.select(schema.names).cast(schema), table])
     with OutputSet(root / WORK, place=lambda _: path, mode=mode) as outputs:
         pq.write_table(table, outputs.aside(path.name))
         outputs.publish()

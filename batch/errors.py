@@ -39,6 +39,8 @@ callers mask before raising.
 
 from __future__ import annotations
 
+import sqlite3
+
 
 class BatchError(Exception):
     """Base of every error this project raises on purpose."""
@@ -182,3 +184,16 @@ class UnexpectedAnswer(AnswerError):
 
 class ItemRejected(AnswerError):
     """A well-formed refusal about this one item; asking again would repeat it."""
+
+
+def describe_store_error(exc: Exception) -> str:
+    """What went wrong with the store, in words an operator acts on."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        if "disk is full" in text or "database or disk is full" in text:
+            return "the disk is full"
+        if "locked" in text:
+            return "the store is locked by another process"
+    if isinstance(exc, sqlite3.DatabaseError) and "malformed" in text:
+        return "the store file is corrupt; start over in a fresh folder"
+    return f"{type(exc).__name__}: {text[:120]}"

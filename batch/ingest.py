@@ -12,9 +12,23 @@ from typing import Any
 
 from batch.contract import Admitted, Job, Values
 from batch.errors import InputError, ResumeMismatch
+from batch.items import NewItem, Reject
 from batch.log import Log
 from batch.reader import InputFile, Layout, RawRow
-from batch.store import NewItem, ProgressStore, Reject
+from batch.settings import BatchSettings
+from batch.store import ProgressStore
+
+
+def identity_of(job: Job[Any, Any], settings: BatchSettings, source: InputFile) -> dict[str, Any]:
+    """What ties the folder to this input: its bytes, the job, and how it is read."""
+    given: dict[str, Any] = {
+        "encoding": settings.encoding,
+        "delimiter": settings.delimiter,
+        "header_row": settings.header_row,
+        "max_age": settings.max_age,  # another age limit makes another plan
+    }
+    reading = {key: value for key, value in given.items() if value is not None}
+    return {"input_sha256": source.fingerprint(), **job.identity(), **reading}
 
 
 def claim(store: ProgressStore, identity: dict[str, Any]) -> bool:
@@ -115,5 +129,5 @@ def admit_chunk(
             rejects.append(Reject(raw.row, reason, shown(raw.values)))
             continue
         first_seen[entry.key] = raw.row
-        items.append(NewItem(raw.row, entry.key, job.encode_item(entry.item)))
+        items.append(NewItem(raw.row, entry.key, job.encode_item(entry.item), entry.question))
     return items, rejects

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from batch.asking import ask_all
+from batch.carry import Plan, plan_night
 from batch.contract import Job, Tally
 from batch.dataset import append_run, check_layout, placer, prepare_root, run_log_path
 from batch.errors import (
@@ -50,7 +51,7 @@ from batch.folder import (
     forget,
     mark_finished,
 )
-from batch.ingest import check_input, claim, ingest
+from batch.ingest import check_input, claim, identity_of, ingest
 from batch.lock import FolderLock
 from batch.log import Log
 from batch.reader import InputFile, Layout
@@ -94,7 +95,7 @@ def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchRes
             header_row=settings.header_row,
         )
         layout = source.layout(job.columns())
-        identity = _identity(job, settings, source)
+        identity = identity_of(job, settings, source)
         finished = finished_before(out_dir, identity)
         if finished is not None:
             log.info("finished_before", folder=str(out_dir))
@@ -134,6 +135,7 @@ class _Life:
         self.clean = False  # done, and the job needs no store for a rerun
         self.release = False
         self.layout: Layout | None = None
+        self.plan: Plan | None = None
 
     def run(self, source: InputFile, layout: Layout, identity: dict[str, Any]) -> BatchResult:
         self.layout = layout
@@ -152,6 +154,15 @@ class _Life:
                     counts = self.store.counts()
                     self.release = counts["done"] + counts["error"] == 0  # nothing asked yet
                     raise
+                settings = self.settings
+                if settings.max_age is not None and settings.run_date is not None:
+                    self.plan = plan_night(
+                        self.store,
+                        self.job.earlier(),
+                        settings.run_date,
+                        settings.max_age,
+                        self.log,
+                    )
                 if self.settings.dry_run:
                     return self._finish(state="dry_run")
                 stop = self._ask()
@@ -279,6 +290,9 @@ class _Life:
                     "input_sha256"
                 ),
                 "read": self._read(),
+                "carried": counts["carried"],
+                "asked": counts["items"] - counts["pending"] - counts["carried"],
+                **({"plan": self.plan.as_dict()} if self.plan is not None else {}),
             },
         )
         return self.job.summary(tally)
@@ -315,17 +329,6 @@ def _remove_stale(out_dir: Path, job: Job[Any, Any], published: tuple[Path, ...]
             path = out_dir / f"{table.name}.{ext}"
             if path not in published:
                 path.unlink(missing_ok=True)
-
-
-def _identity(job: Job[Any, Any], settings: BatchSettings, source: InputFile) -> dict[str, Any]:
-    """What ties the folder to this input: its bytes, the job, and how it is read."""
-    given = {
-        "encoding": settings.encoding,
-        "delimiter": settings.delimiter,
-        "header_row": settings.header_row,
-    }
-    reading = {key: value for key, value in given.items() if value is not None}
-    return {"input_sha256": source.fingerprint(), **job.identity(), **reading}
 
 
 def _state_of(error: RunError) -> str:

@@ -11,8 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from batch.errors import Interrupted, PausedError, RunError, Stalled, StoreError
-from batch.store import OpenItem, ProgressStore, describe_store_error
+from batch.errors import (
+    Interrupted,
+    PausedError,
+    RunError,
+    Stalled,
+    StoreError,
+    describe_store_error,
+)
+from batch.items import OpenItem
+from batch.store import ProgressStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +160,11 @@ class Runner:
             self._fail(exc, cancel_others=True)
 
     async def _feed(self) -> None:
-        last_seq = 0
+        last = (-1, -1, -1)  # before every place: ranks, days and seqs are never negative
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             page = await loop.run_in_executor(
-                self._store_thread, self._store.open_items, last_seq, self._workers * 4
+                self._store_thread, self._store.open_items, last, self._workers * 4
             )
             if not page:
                 break
@@ -164,7 +172,7 @@ class Runner:
                 await self._queue.put(item)
                 if self._stopping.is_set():
                     break
-            last_seq = page[-1].seq
+            last = page[-1].place
         for _ in range(self._workers):
             await self._queue.put(None)
 

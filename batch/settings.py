@@ -34,6 +34,8 @@ class BatchSettings:
     stall_timeout: float | None = None  # end the run when nothing finishes for this long
     file_mode: int = 0o600  # outputs; folders to match; the progress store stays 0600
     display_zone: str = "UTC"  # the zone xlsx shows timestamps in
+    # Carry an earlier final answer asked fewer than this many run dates before run_date.
+    max_age: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from batch.errors import StoreError, UsageError
+from batch.errors import StoreError, UsageError, describe_store_error
 from batch.folder import check_existing_private, ensure_private, remove_store
+from batch.items import NewItem, OpenItem, Reject, StoredItem
 
 SCHEMA_VERSION = "1"
 
@@ -26,55 +26,37 @@ CREATE TABLE IF NOT EXISTS items (
     state   TEXT NOT NULL DEFAULT 'pending', -- pending | done | error
     result  TEXT                             -- JSON: the job's answer
 );
-CREATE INDEX IF NOT EXISTS items_open ON items (seq) WHERE state != 'done';
 CREATE TABLE IF NOT EXISTS rejects (
     row    INTEGER PRIMARY KEY,
     reason TEXT NOT NULL,
     raw    TEXT NOT NULL                     -- JSON: the row's values as read
 );
+CREATE TABLE IF NOT EXISTS earlier (         -- earlier runs' answers, until they are planned
+    key      TEXT PRIMARY KEY,
+    question TEXT NOT NULL,
+    asked_on INTEGER NOT NULL,               -- the run date that asked, as a day number
+    final    INTEGER NOT NULL,
+    result   TEXT NOT NULL
+);
 """
+# Added after version 1 stores were written: an older store gets them on opening.
+_ADDED_COLUMNS = {
+    "question": "TEXT NOT NULL DEFAULT ''",  # what else the answer depends on (a digest)
+    "rank": "INTEGER NOT NULL DEFAULT 0",  # ask order: 0 new, 1 failed before, 2 aged out
+    "since": "INTEGER NOT NULL DEFAULT 0",  # for rank 2: the day number of the last asking
+    "carried": "INTEGER NOT NULL DEFAULT 0",  # 1: an earlier run's answer, not asked tonight
+}
+# An item answered before, to the same question, and not yet planned.
+_PLAN_SQL = (
+    "UPDATE items SET {change} FROM earlier e WHERE items.key = e.key "
+    "AND items.state = 'pending' AND e.question = items.question AND {when}"
+)
+_QUEUE_INDEX = (
+    "CREATE INDEX IF NOT EXISTS items_queue ON items (rank, since, seq) WHERE state != 'done'"
+)
 
 # SQLite limits host parameters per statement (32766 since 3.32); stay well under.
 _LOOKUP_BATCH = 900
-
-
-@dataclass(frozen=True, slots=True)
-class NewItem:
-    """A valid input row, keyed by what makes it distinct."""
-
-    row: int
-    key: str
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """An input row that is never sent, and why."""
-
-    row: int
-    reason: str
-    raw: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class OpenItem:
-    """An item that still needs an answer."""
-
-    seq: int
-    row: int
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredItem:
-    """An item with whatever answer it has."""
-
-    seq: int
-    row: int
-    key: str
-    payload: dict[str, Any]
-    state: str
-    result: dict[str, Any] | None
 
 
 class ProgressStore:
@@ -109,6 +91,12 @@ class ProgressStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        known = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in known:
+                self._db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
+        self._db.execute("DROP INDEX IF EXISTS items_open")
+        self._db.execute(_QUEUE_INDEX)
         self._db.execute(
             "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
         )
@@ -178,8 +166,8 @@ class ProgressStore:
         """Store one chunk's items and rejects and advance the ingest mark, all or nothing."""
         with self._transaction():
             self._db.executemany(
-                "INSERT INTO items (key, row, payload) VALUES (?, ?, ?)",
-                [(i.key, i.row, _dumps(i.payload)) for i in items],
+                "INSERT INTO items (key, row, payload, question) VALUES (?, ?, ?, ?)",
+                [(i.key, i.row, _dumps(i.payload), i.question) for i in items],
             )
             self._db.executemany(
                 "INSERT OR REPLACE INTO rejects VALUES (?, ?, ?)",
@@ -193,15 +181,57 @@ class ProgressStore:
                 (str(rows if counted is None else counted),),
             )
 
-    def open_items(self, after_seq: int, limit: int) -> list[OpenItem]:
-        """Items without a final answer (pending or error), in input order."""
+    def open_items(self, after: tuple[int, int, int], limit: int) -> list[OpenItem]:
+        """Items without a final answer (pending or error), in asking order, after a place."""
         with self._saving():
             rows = self._db.execute(
-                "SELECT seq, row, payload FROM items WHERE state != 'done' AND seq > ? "
-                "ORDER BY seq LIMIT ?",
-                (after_seq, limit),
+                "SELECT seq, row, payload, rank, since FROM items "
+                "WHERE state != 'done' AND (rank, since, seq) > (?, ?, ?) "
+                "ORDER BY rank, since, seq LIMIT ?",
+                (*after, limit),
             ).fetchall()
-        return [OpenItem(seq, row, orjson.loads(payload)) for seq, row, payload in rows]
+        return [
+            OpenItem(seq, row, orjson.loads(payload), rank, since)
+            for seq, row, payload, rank, since in rows
+        ]
+
+    def add_earlier(self, rows: Sequence[tuple[str, str, int, bool, dict[str, Any]]]) -> None:
+        """Keep earlier answers (key, question, asked_on day, final, result) for `plan`."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO earlier VALUES (?, ?, ?, ?, ?)",
+                [(k, q, day, int(final), _dumps(r)) for k, q, day, final, r in rows],
+            )
+
+    def plan(self, young_after: int, plan_key: str) -> dict[str, int]:
+        """Carry earlier final answers asked after day `young_after`; rank the rest, all at once.
+
+        The counts are kept in meta under `plan_key`, in the same transaction.
+        """
+        with self._transaction():
+            self._db.execute("DELETE FROM earlier WHERE key NOT IN (SELECT key FROM items)")
+            carry = ("state = 'done', result = e.result, carried = 1", "e.final AND e.asked_on > ?")
+            failed = ("rank = 1", "NOT e.final")
+            aged = ("rank = 2, since = e.asked_on", "e.final")  # what carrying left pending
+            for (change, when), values in ((carry, (young_after,)), (failed, ()), (aged, ())):
+                self._db.execute(_PLAN_SQL.format(change=change, when=when), values)
+            ranks = dict(
+                self._db.execute(
+                    "SELECT rank, count(*) FROM items WHERE state = 'pending' GROUP BY rank"
+                )
+            )
+            (carried,) = self._db.execute("SELECT count(*) FROM items WHERE carried").fetchone()
+            counts = {
+                "new": int(ranks.get(0, 0)),
+                "failed": int(ranks.get(1, 0)),
+                "aged_out": int(ranks.get(2, 0)),
+                "carried": int(carried),
+            }
+            self._db.execute("DELETE FROM earlier")
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)", (plan_key, _dumps(counts))
+            )
+        return counts
 
     def record(self, answers: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
         """Store answers (seq, state, result) in one transaction."""
@@ -256,12 +286,14 @@ class ProgressStore:
         with self._saving():
             found = dict(self._db.execute("SELECT state, count(*) FROM items GROUP BY state"))
             (rejected,) = self._db.execute("SELECT count(*) FROM rejects").fetchone()
+            (carried,) = self._db.execute("SELECT count(*) FROM items WHERE carried").fetchone()
         return {
             "pending": int(found.get("pending", 0)),
             "done": int(found.get("done", 0)),
             "error": int(found.get("error", 0)),
             "items": int(sum(found.values())),
             "rejected": int(rejected),
+            "carried": int(carried),
         }
 
     @contextlib.contextmanager
@@ -296,16 +328,3 @@ def _dumps(value: Any) -> str:
 
 def _loads(text: str | None) -> dict[str, Any] | None:
     return None if text is None else dict(orjson.loads(text))
-
-
-def describe_store_error(exc: Exception) -> str:
-    """What went wrong with the store, in words an operator acts on."""
-    text = str(exc)
-    if isinstance(exc, sqlite3.OperationalError):
-        if "disk is full" in text or "database or disk is full" in text:
-            return "the disk is full"
-        if "locked" in text:
-            return "the store is locked by another process"
-    if isinstance(exc, sqlite3.DatabaseError) and "malformed" in text:
-        return "the store file is corrupt; start over in a fresh folder"
-    return f"{type(exc).__name__}: {text[:120]}"

@@ -130,6 +130,13 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
     help="The partition's date with --dataset [default: today, local time].",
 )
 @click.option(
+    "--max-age",
+    type=click.IntRange(min=1),
+    metavar="DAYS",
+    help="With --dataset: carry a customer's answer from the last night while it is younger "
+    "than DAYS run dates; ask new, failed and older ones, in that order.",
+)
+@click.option(
     "--sink",
     "sinks",
     multiple=True,

@@ -144,6 +144,8 @@ def print_summary(
         "rejected",
         "customers",
         "to_ask",
+        "asked",
+        "carried",
         "linked",
         "non_member",
         "no_linked_account",
@@ -161,6 +163,12 @@ def print_summary(
     width = max(len(k) for k in keys)
     if summary.get("state") == "dry_run":
         _print_read(summary.get("input_read") or {})
+    plan = summary.get("plan")
+    if plan:
+        print(
+            f"plan (--max-age {plan['max_age']}): ask {plan['new']} new, {plan['in_error']} "
+            f"in error, {plan['aged_out']} aged out; carry {plan['carried']}"
+        )
     for key in keys:
         if key in summary:
             print(f"  {key:<{width}}  {summary[key]}")

@@ -61,6 +61,11 @@ def run_settings(
         raise UsageError("--sink and --run-date go with --dataset")
     for url in options["sinks"]:
         check_sink(url)
+    max_age = options.get("max_age")
+    if max_age is not None and dataset_root is None:
+        raise UsageError(
+            "--max-age goes with --dataset: it carries answers from the dataset's earlier nights"
+        )
     out_dir = (
         work_dir(dataset_root, run_date)
         if dataset_root is not None
@@ -118,6 +123,7 @@ def run_settings(
         run_date=run_date,
         sinks=tuple(options["sinks"]),
         file_mode=file_mode,
+        max_age=max_age,
         run_id=run_id,
     )
 

@@ -56,6 +56,7 @@ def run(settings: RunSettings, log: Log) -> RunResult:
         run_date=settings.run_date,
         file_mode=settings.file_mode,
         display_zone=DISPLAY_ZONE,
+        max_age=settings.max_age,
     )
     try:
         result = run_batch(KoscomJob(settings, log), engine, log)

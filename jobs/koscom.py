@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from batch.contract import Admitted, Column, Table, Tally, Values
+from batch.contract import Admitted, Column, Earlier, Table, Tally, Values
 from batch.errors import InputError, UsageError
 from batch.gate import GateStats
 from batch.log import Log
 from batch.writer import TableWriter
 from jobs.changes import compute_changes, previous_run
 from jobs.client import KoscomClient
+from jobs.earlier import latest_answers, question_of
 from jobs.exits import TOO_MANY_ERRORS
 from jobs.logs import Redactor
 from jobs.models import Customer
@@ -52,8 +53,11 @@ LEGACY_ENCODINGS = {"cp949": "cp949", "euc_kr": "cp949", "johab": "cp949", "iso2
 class KoscomAsker:
     """Asks both APIs about one customer and reconciles the answers."""
 
-    def __init__(self, client: KoscomClient, rate: float, redactor: Redactor) -> None:
+    def __init__(
+        self, client: KoscomClient, rate: float, redactor: Redactor, run_date: dt.date
+    ) -> None:
         self._client = client
+        self._run_date = run_date
         self._rate = rate
         self._redactor = redactor
         self._began = time.monotonic()
@@ -63,7 +67,7 @@ class KoscomAsker:
         outcome = reconcile(membership, consent)
         if outcome.error:  # it may quote a server: the logs' redactor passes over it too
             outcome = dataclasses.replace(outcome, error=self._redactor.text(outcome.error))
-        return CustomerRecord(outcome, dt.datetime.now(dt.UTC))
+        return CustomerRecord(outcome, dt.datetime.now(dt.UTC), self._run_date)
 
     def figures(self) -> dict[str, Any]:
         stats = self._client.stats
@@ -133,7 +137,8 @@ class KoscomJob:
                     )
         # The store's key is what outputs show: the CI, or its HMAC under --pseudonymize.
         customer = Customer(verdict.ci, verdict.kor_name, kept)
-        return Admitted(settings.ci_value(verdict.ci), customer)
+        question = question_of(verdict.kor_name, settings.pseudonym_key)
+        return Admitted(settings.ci_value(verdict.ci), customer, question)
 
     def encode_item(self, item: Customer) -> dict[str, Any]:
         if self._sealer is not None:
@@ -162,7 +167,7 @@ class KoscomJob:
         secrets = [client.api_key, (self.settings.pseudonym_key or b"").decode(errors="replace")]
         async with KoscomClient(client, log) as opened:
             self._client = opened
-            yield KoscomAsker(opened, client.rate, Redactor(secrets))
+            yield KoscomAsker(opened, client.rate, Redactor(secrets), self.settings.run_date)
 
     def request_figures(self) -> Mapping[str, Any]:
         """What the last asking phase sent and got back (nothing, when nothing was asked)."""
@@ -255,6 +260,19 @@ class KoscomJob:
         and a store kept per night would be a CI history. Tomorrow asks the errors again.
         """
         return summary.get("exit_code") == TOO_MANY_ERRORS
+
+    def earlier(self) -> Iterable[Earlier]:
+        """Every customer's answer in the dataset's last finished night (for --max-age)."""
+        settings = self.settings
+        if settings.dataset_root is None:
+            return iter(())
+        return latest_answers(
+            settings.dataset_root,
+            settings.run_date,
+            settings.ci_field,
+            settings.pseudonym_key,
+            self._log,
+        )
 
     def run_log(self, summary: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
         return run_log_row(summary, self.settings)

@@ -24,9 +24,10 @@ RECONCILED_COLUMNS = (
     "error",
     "terms_expire_date",
     "checked_at",
+    "asked_on",
 )
 ACCOUNT_COLUMNS = ("ci", "com_id", "vt_acc_no", "vt_acc_alias")
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: reconciled gained `asked_on` before the kept columns
 # Few distinct values each: stored dictionary-encoded in Parquet (docs/schema.md).
 DICTIONARY_COLUMNS = ("membership", "status", "next_action", "error", "com_id", "event")
 SCHEMA_METADATA = {"member_recon.schema_version": SCHEMA_VERSION}
@@ -53,6 +54,7 @@ def reconciled_schema(ci_field: str = "ci", keep_columns: Sequence[str] = ()) ->
             pa.field("error", pa.string()),
             pa.field("terms_expire_date", pa.date32()),
             pa.field("checked_at", pa.timestamp("us", tz="UTC")),
+            pa.field("asked_on", pa.date32()),
             *(pa.field(name, pa.string()) for name in keep_columns),
         ],
         metadata=SCHEMA_METADATA,
@@ -90,6 +92,8 @@ def runs_schema() -> Any:
             pa.field("retries", pa.int64()),
             pa.field("started_at", pa.timestamp("us", tz="UTC")),
             pa.field("finished_at", pa.timestamp("us", tz="UTC")),
+            pa.field("asked", pa.int64()),  # answers asked tonight
+            pa.field("carried", pa.int64()),  # answers carried from an earlier night (--max-age)
         ],
         metadata=SCHEMA_METADATA,
     )
@@ -110,6 +114,7 @@ def reconciled_row(customer: Customer, record: CustomerRecord, ci: str, ci_field
         "error": outcome.error,
         "terms_expire_date": outcome.terms_expire_date,
         "checked_at": record.checked_at,
+        "asked_on": record.asked_on,
         **dict(customer.kept),
     }
 

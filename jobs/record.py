@@ -12,10 +12,12 @@ from jobs.reconcile import Reconciled, Status
 
 @dataclass(frozen=True, slots=True)
 class CustomerRecord:
-    """What the API said of one customer, reconciled, and when the answers came back."""
+    """What the API said of one customer, reconciled, when the answers came back, and on
+    which run date they were asked (an earlier one when the answer was carried)."""
 
     outcome: Reconciled
     checked_at: dt.datetime
+    asked_on: dt.date | None = None
 
     @property
     def is_final(self) -> bool:
@@ -36,7 +38,7 @@ def customer_from_store(stored: dict[str, Any]) -> Customer:
 
 
 def record_to_store(record: CustomerRecord) -> dict[str, Any]:
-    """JSON-ready; the shape is the store's schema version 1, which earlier runs wrote too."""
+    """JSON-ready; the store's schema version 1 (`asked_on` was added, read as absent before)."""
     outcome = record.outcome
     terms = outcome.terms_expire_date
     return {
@@ -47,6 +49,7 @@ def record_to_store(record: CustomerRecord) -> dict[str, Any]:
         "error": outcome.error,
         "terms_expire_date": terms.isoformat() if terms else None,
         "checked_at": record.checked_at.isoformat(),
+        "asked_on": record.asked_on.isoformat() if record.asked_on else None,
         "inconsistent": outcome.inconsistent,
         "accounts": [[a.com_id, a.vt_acc_no, a.vt_acc_alias] for a in outcome.accounts],
     }
@@ -65,4 +68,9 @@ def record_from_store(stored: dict[str, Any]) -> CustomerRecord:
             for com_id, number, alias in stored.get("accounts") or ()
         ),
     )
-    return CustomerRecord(outcome, dt.datetime.fromisoformat(stored["checked_at"]))
+    asked_on = stored.get("asked_on")
+    return CustomerRecord(
+        outcome,
+        dt.datetime.fromisoformat(stored["checked_at"]),
+        dt.date.fromisoformat(asked_on) if asked_on else None,
+    )

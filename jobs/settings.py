@@ -38,6 +38,7 @@ class RunSettings:
     run_date: dt.date = field(default_factory=lambda: dt.datetime.now().astimezone().date())
     sinks: tuple[str, ...] = ()
     file_mode: int = 0o600  # --file-mode: outputs; their folders to match
+    max_age: int | None = None  # --max-age: carry answers younger than this many run dates
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
     @property

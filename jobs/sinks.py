@@ -84,6 +84,7 @@ def _load_duckdb(path: str, files: dict[str, Path], run_date: dt.date, runs_file
                 "FROM read_parquet($f, hive_partitioning = false) LIMIT 0",
                 {"f": str(file)},
             )
+            _add_new_columns_duckdb(con, table, file)
             con.execute(f"DELETE FROM {table} WHERE run_date = $d", {"d": run_date})  # noqa: S608
             con.execute(
                 f"INSERT INTO {table} BY NAME "  # noqa: S608
@@ -95,6 +96,7 @@ def _load_duckdb(path: str, files: dict[str, Path], run_date: dt.date, runs_file
             "SELECT * FROM read_parquet($f, hive_partitioning = false) LIMIT 0",
             {"f": str(runs_file)},
         )
+        _add_new_columns_duckdb(con, "runs", runs_file)
         con.execute("DELETE FROM runs")
         con.execute(
             "INSERT INTO runs BY NAME SELECT * FROM read_parquet($f, hive_partitioning = false)",
@@ -103,6 +105,15 @@ def _load_duckdb(path: str, files: dict[str, Path], run_date: dt.date, runs_file
         con.execute("COMMIT")
         con.execute("USE memory")
         con.execute("DETACH sink")
+
+
+def _add_new_columns_duckdb(con: Any, table: str, file: Path) -> None:
+    """A table made by an earlier schema version gets the columns added since, as nulls."""
+    found = con.execute(
+        "DESCRIBE SELECT * FROM read_parquet($f, hive_partitioning = false)", {"f": str(file)}
+    ).fetchall()
+    for name, kind, *_ in found:
+        con.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{name}" {kind}')
 
 
 _PG_TYPES = {
@@ -145,6 +156,21 @@ def _load_postgresql(url: str, files: dict[str, Path], run_date: dt.date, runs_f
                     sql.Identifier(table), sql.SQL(", ").join(columns)
                 )
             )
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = %s AND table_schema = current_schema()",
+                (table,),
+            )
+            known = {name for (name,) in cur.fetchall()}
+            # A later schema's columns, into a table an older one made. ALTER only when one
+            # is missing: it waits for every open reader of the table (a dashboard's, say).
+            for field, column in zip(schema, columns, strict=False):
+                if field.name not in known:
+                    cur.execute(
+                        sql.SQL("ALTER TABLE {} ADD COLUMN {}").format(
+                            sql.Identifier(table), column
+                        )
+                    )
             if dated:
                 cur.execute(
                     sql.SQL("DELETE FROM {} WHERE run_date = %s").format(sql.Identifier(table)),

@@ -22,12 +22,16 @@ def summary_of(tally: Tally, settings: RunSettings, figures: Mapping[str, Any]) 
     summary: dict[str, Any] = {
         "run_id": settings.run_id,
         "state": tally.state,
+        "run_date": settings.run_date.isoformat(),
         "input": settings.input_path.name,
         "rows": tally.rows,
         "rejected": tally.rejected,
         "customers": tally.items,
         "input_read": input_read(tally.extra.get("read") or {}, settings, tally.state == "dry_run"),
     }
+    plan = _plan(tally, settings)
+    if plan:
+        summary["plan"] = plan
     if tally.state == "dry_run":
         to_ask = tally.open_items
         return {
@@ -46,6 +50,7 @@ def summary_of(tally: Tally, settings: RunSettings, figures: Mapping[str, Any]) 
             "reason": tally.reason,
             "answered": tally.items - tally.unanswered,
             "unanswered": tally.unanswered,
+            **_asked_and_carried(tally),
             **figures,
             "started_at": tally.started_at.isoformat(),
             "finished_at": tally.finished_at.isoformat(),
@@ -59,6 +64,7 @@ def summary_of(tally: Tally, settings: RunSettings, figures: Mapping[str, Any]) 
             "no_linked_account": tally.counters[Status.NO_LINKED_ACCOUNT],
             "error": tally.counters[Status.ERROR],
             "unanswered": tally.unanswered,
+            **_asked_and_carried(tally),
             "errors_by_reason": dict(tally.failures.most_common(20)),
             "non_member_with_accounts": tally.counters["inconsistent"],
             "accounts": tally.written.get("accounts", 0),
@@ -76,6 +82,30 @@ def summary_of(tally: Tally, settings: RunSettings, figures: Mapping[str, Any]) 
         summary["changes"] = tally.extra["changes"]
     summary["input_sha256"] = tally.extra.get("input_sha256")
     return summary
+
+
+def _asked_and_carried(tally: Tally) -> dict[str, int]:
+    """Customers answered by tonight's requests, and those whose earlier answer was carried."""
+    return {
+        "asked": int(tally.extra.get("asked", 0)),
+        "carried": int(tally.extra.get("carried", 0)),
+    }
+
+
+def _plan(tally: Tally, settings: RunSettings) -> dict[str, int] | None:
+    """Under --max-age: whom the night asks (in this order) and how many it carries."""
+    plan = tally.extra.get("plan")
+    if not plan:
+        return None
+    return {
+        "max_age": settings.max_age or 0,
+        "new": plan["new"],
+        "in_error": plan["failed"],
+        "aged_out": plan["aged_out"],
+        "carried": plan["carried"],
+        "to_ask": plan["to_ask"],
+        "requests": plan["to_ask"] * 2,
+    }
 
 
 def input_read(read: Mapping[str, Any], settings: RunSettings, samples: bool) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from batch.contract import Admitted, Column, Table, Tally, Values
+from batch.contract import Admitted, Column, Earlier, Table, Tally, Values
 from batch.errors import PausedError
 from batch.lifecycle import run_batch
 from batch.settings import BatchResult, BatchSettings
@@ -42,6 +42,8 @@ class Behaviour:
     die_after: int | None = None  # os._exit, like kill -9, after this many answers
     drop_rows_of: frozenset[str] = frozenset()  # give no row: an accounting bug
     asked: collections.Counter[str] = field(default_factory=collections.Counter)
+    order: list[str] = field(default_factory=list)  # the words in the order they were asked
+    earlier: list[Earlier] = field(default_factory=list)  # earlier answers, for max_age
 
 
 class FakeAsker:
@@ -55,6 +57,7 @@ class FakeAsker:
         ):
             raise PausedError("the fake cap is spent")
         behaviour.asked[item] += 1
+        behaviour.order.append(item)
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
         if behaviour.die_after is not None and sum(behaviour.asked.values()) > behaviour.die_after:
@@ -143,12 +146,17 @@ class WordJob:
             "counters": dict(tally.counters),
             "accounting_ok": tally.accounting_ok,
             "resumed": tally.resumed,
+            "carried": tally.extra.get("carried"),
+            "plan": tally.extra.get("plan"),
             "started_at": tally.started_at.isoformat(),
             "finished_at": tally.finished_at.isoformat(),
         }
 
     def keeps_progress(self, summary: Mapping[str, Any]) -> bool:
         return bool(summary["counters"].get("failed"))  # its failures are retried by a rerun
+
+    def earlier(self) -> Iterable[Earlier]:
+        return iter(self.behaviour.earlier)
 
     def run_log(self, summary: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
         schema = pa.schema([("state", pa.string()), ("words", pa.int64())])

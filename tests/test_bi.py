@@ -53,7 +53,7 @@ def test_xlsx_is_one_workbook_with_typed_cells_frozen_header_and_filters(
     header = [c.value for c in sheet[1]]
     assert header == list(parquet.reconciled().columns)
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == f"A1:K{len(people) + 1}"
+    assert sheet.auto_filter.ref == f"A1:L{len(people) + 1}"
     assert accounts.freeze_panes == "A2"
     want = parquet.reconciled()
     rows = list(sheet.iter_rows(min_row=2))

@@ -267,7 +267,7 @@ def test_the_schema_is_versioned_and_status_columns_dictionary_encoded(
     result = dataset_run(sandbox, path, tmp_path / "ds", "2026-11-05")
     assert result.exit_code == 0, result.stderr
     file = pq.ParquetFile(night(tmp_path / "ds", "reconciled", "2026-11-05"))
-    assert file.schema_arrow.metadata[b"member_recon.schema_version"] == b"1"
+    assert file.schema_arrow.metadata[b"member_recon.schema_version"] == b"2"
     chunk = file.metadata.row_group(0)
     encodings = {chunk.column(i).path_in_schema: chunk.column(i).encodings for i in range(11)}
     for column in ("status", "next_action", "membership"):

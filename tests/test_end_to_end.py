@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -130,12 +131,15 @@ def test_output_schemas_are_exactly_the_contracts(sandbox, sample, tmp_path: Pat
         ("error", pa.string()),
         ("terms_expire_date", pa.date32()),
         ("checked_at", pa.timestamp("us", tz="UTC")),
+        ("asked_on", pa.date32()),  # the run date that asked (an earlier one when carried)
     ]
+    assert schema.metadata[b"member_recon.schema_version"] == b"2"
     accounts = pq.read_schema(tmp_path / "out" / "accounts.parquet")
     assert accounts.names == ["ci", "com_id", "vt_acc_no", "vt_acc_alias"]
     frame = result.reconciled()
     assert frame["terms_expire_date"].notna().any()  # given for some customers
     assert frame["terms_expire_date"].isna().any()  # absent, null, "null" or "" for others
+    assert set(frame["asked_on"]) == {dt.date.fromisoformat(result.summary()["run_date"])}
     summary_keys = {"rows", "rejected", "customers", "linked", "non_member", "no_linked_account"}
     summary_keys |= {"error", "requests", "retries", "started_at", "finished_at"}
     assert summary_keys <= set(result.summary())

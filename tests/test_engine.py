@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from batch.contract import Earlier
 from batch.errors import (
     AccountingError,
     InputError,
@@ -308,7 +310,7 @@ def test_a_store_of_an_earlier_version_without_a_newer_identity_key_resumes(
 
 
 def _item(n: int) -> Any:
-    from batch.store import NewItem  # noqa: PLC0415
+    from batch.items import NewItem  # noqa: PLC0415
 
     return NewItem(row=n + 1, key=f"k{n}", payload={"n": n})
 
@@ -319,3 +321,63 @@ def _in_thread_after(seconds: float, action: Any) -> Any:
     timer = threading.Timer(seconds, action)
     timer.start()
     return timer
+
+
+NIGHT = dt.date(2026, 11, 20)
+
+
+def _earlier(word: str, days_old: int, length: int | None) -> Earlier:
+    record = {"length": length, "failure": None if length else "refused"}
+    return Earlier(word, record, NIGHT - dt.timedelta(days=days_old), final=length is not None)
+
+
+def test_max_age_carries_young_answers_and_asks_new_failed_then_oldest(
+    words: Path, tmp_path: Path
+) -> None:
+    known = [
+        _earlier("alpha", 1, 99),  # young: carried as it was, never asked
+        _earlier("beta", 10, 4),  # aged out, the oldest
+        _earlier("gamma", 1, None),  # failed last time: asked before any aged answer
+        _earlier("delta", 7, 5),  # exactly max_age old: aged out
+        _earlier("zeta", 6, 77),  # young
+        _earlier("omega", 1, 5),  # not in tonight's input: not carried
+    ]
+    job = WordJob(Behaviour(earlier=known))
+    out = tmp_path / "out"
+    result = run_words(words, out, job, workers=1, max_age=7, run_date=NIGHT)
+    assert job.behaviour.order == ["epsilon", "eta", "theta", "gamma", "beta", "delta"]
+    assert dict(lengths(out)) == {**dict(EXPECTED), "alpha": 99, "zeta": 77}
+    assert result.summary["carried"] == 2
+    plan = {"new": 3, "failed": 1, "aged_out": 2, "carried": 2, "to_ask": 6}
+    assert result.summary["plan"] == plan
+
+
+def test_a_paused_max_age_run_keeps_its_plan_and_order(words: Path, tmp_path: Path) -> None:
+    known = [_earlier("alpha", 9, 5), _earlier("beta", 8, 4), _earlier("gamma", 1, 5)]
+    out = tmp_path / "out"
+    first = WordJob(Behaviour(earlier=known, pause_after=3))
+    with pytest.raises(PausedError):
+        run_words(words, out, first, workers=1, max_age=7, run_date=NIGHT)
+    # Tomorrow's earlier answers would differ: the night's plan, made once, does not.
+    again = WordJob(Behaviour(earlier=[]))
+    result = run_words(words, out, again, workers=1, max_age=7, run_date=NIGHT)
+    assert first.behaviour.order + again.behaviour.order == [
+        *("delta", "epsilon", "zeta", "eta", "theta"),
+        *("alpha", "beta"),
+    ]
+    assert result.summary["carried"] == 1
+
+
+def test_a_store_from_before_the_asking_order_resumes(words: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(PausedError):
+        run_words(words, out, WordJob(Behaviour(pause_after=3)), workers=1)
+    with sqlite3.connect(out / STORE_NAME) as db:  # the items table as version 1 made it
+        db.executescript(
+            "CREATE TABLE old AS SELECT seq, key, row, payload, state, result FROM items;"
+            "DROP TABLE items; ALTER TABLE old RENAME TO items;"
+        )
+    again = WordJob()
+    run_words(words, out, again)
+    assert lengths(out) == EXPECTED
+    assert sum(again.behaviour.asked.values()) == 8 - 3

@@ -1,0 +1,227 @@
+"""--max-age: nights that carry young answers and ask only what is new, failed or stale."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from jobs.sandbox import Fault
+from tests.conftest import base_args, customers, run_cli, spawn, write_csv
+from tests.test_resume import kill, wait_for
+
+People = list[tuple[str, str]]
+REGISTER = "register/search"
+
+
+def dataset_args(sandbox, path: Path, root: Path, day: str, *extra: str) -> list[str]:
+    args = base_args(sandbox, path, root)
+    at = args.index("--out")
+    args[at : at + 2] = ["--dataset", str(root), "--run-date", day]
+    return [*args, "--max-error-rate", "1", "--attempts", "1", "--max-age", "7", *extra]
+
+
+def night(sandbox, tmp_path: Path, root: Path, day: str, people: People, *extra: str):
+    """One night of `people` under --max-age 7; the sandbox counts only this night."""
+    sandbox.sandbox.reset_stats()
+    path = write_csv(tmp_path / f"in-{day}.csv", people)
+    result = run_cli(dataset_args(sandbox, path, root, day, *extra))
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def table(root: Path, name: str, day: str) -> pd.DataFrame:
+    return pd.read_parquet(root / name / f"run_date={day}" / f"{name}.parquet")
+
+
+def summary(root: Path, day: str) -> dict:
+    return json.loads((root / "summary" / f"run_date={day}" / "summary.json").read_text())
+
+
+def asked(sandbox) -> list[str]:
+    """The CIs the sandbox was asked about, in the order their first request arrived."""
+    return [
+        key.split(" ", 1)[1] for key in sandbox.sandbox.stats.attempts if key.startswith(REGISTER)
+    ]
+
+
+def cis(people: People) -> set[str]:
+    return {ci for ci, _ in people}
+
+
+def test_each_night_asks_exactly_the_new_and_the_aged_out(sandbox, tmp_path: Path) -> None:
+    people = customers(45)
+    first, joining, leaving = people[:30], people[30:40], people[:3]
+    root = tmp_path / "ds"
+
+    night(sandbox, tmp_path, root, "2026-11-01", first)
+    assert sandbox.sandbox.stats.requests == 60
+    assert summary(root, "2026-11-01")["asked"] == 30
+
+    # Night 2: ten join, three leave; the other 27 answers are a day old.
+    tonight = [p for p in first if p not in leaving] + joining
+    night(sandbox, tmp_path, root, "2026-11-02", tonight)
+    assert set(asked(sandbox)) == cis(joining)
+    assert sandbox.sandbox.stats.requests == 2 * len(joining)
+    two = table(root, "reconciled", "2026-11-02")
+    assert set(two.ci) == cis(tonight)  # whole: every customer tonight, none who left
+    assert len(two) == len(tonight)
+    by_ask = two.groupby("asked_on").ci.apply(set).to_dict()
+    assert by_ask == {
+        pd.Timestamp("2026-11-01").date(): cis(first) - cis(leaving),
+        pd.Timestamp("2026-11-02").date(): cis(joining),
+    }
+    counts = summary(root, "2026-11-02")
+    assert (counts["asked"], counts["carried"], counts["requests"]) == (10, 27, 20)
+    runs = pd.read_parquet(root / "runs" / "runs.parquet")
+    assert list(zip(runs.asked, runs.carried, strict=True)) == [(30, 0), (10, 27)]
+
+    # Night 3, seven run dates after the first: night 1's answers aged out, night 2's did not.
+    night(sandbox, tmp_path, root, "2026-11-08", tonight)
+    assert set(asked(sandbox)) == cis(first) - cis(leaving)
+    assert sandbox.sandbox.stats.requests == 2 * 27
+    three = table(root, "reconciled", "2026-11-08").set_index("ci")
+    assert set(three.loc[list(cis(joining))].asked_on.astype(str)) == {"2026-11-02"}
+
+
+def test_carried_rows_equal_their_source_and_are_no_change(sandbox, tmp_path: Path) -> None:
+    people = customers(40)
+    root = tmp_path / "ds"
+    night(sandbox, tmp_path, root, "2026-11-01", people[:30], "--keep-progress")
+    # Every answer differs tomorrow: a carried row that had been asked again would show it.
+    sandbox.sandbox.configure(answer_salt="day2")
+    night(sandbox, tmp_path, root, "2026-11-03", people)
+
+    before, after = table(root, "reconciled", "2026-11-01"), table(root, "reconciled", "2026-11-03")
+    carried = after[after.ci.isin(before.ci)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(carried, before)  # checked_at and asked_on included
+    accounts_before = table(root, "accounts", "2026-11-01")
+    accounts_after = table(root, "accounts", "2026-11-03")
+    assert len(accounts_before) > 10
+    pd.testing.assert_frame_equal(
+        accounts_after[accounts_after.ci.isin(before.ci)].reset_index(drop=True), accounts_before
+    )
+    changes = table(root, "changes", "2026-11-03")
+    assert set(changes.event) == {"new_customer"}
+    assert set(changes.ci) == cis(people[30:])
+
+
+def test_a_customer_in_error_is_asked_again_the_next_night(sandbox, tmp_path: Path) -> None:
+    people = customers(20)
+    failing = frozenset(ci for ci, _ in people[5:9])
+    root = tmp_path / "ds"
+    sandbox.sandbox.configure(faults=(Fault("http500", first_attempts=99, cis=failing),))
+    night(sandbox, tmp_path, root, "2026-11-01", people)
+    one = table(root, "reconciled", "2026-11-01")
+    assert set(one[one.status == "error"].ci) == failing
+
+    sandbox.sandbox.configure(faults=())
+    night(sandbox, tmp_path, root, "2026-11-02", people)
+    assert set(asked(sandbox)) == failing
+    two = table(root, "reconciled", "2026-11-02")
+    assert (two.status != "error").all()
+    assert set(two[two.asked_on.astype(str) == "2026-11-02"].ci) == failing
+
+
+def test_a_renamed_customer_is_asked_not_carried(sandbox, tmp_path: Path) -> None:
+    people = customers(10)
+    root = tmp_path / "ds"
+    night(sandbox, tmp_path, root, "2026-11-01", people)
+    renamed = [(people[0][0], "김새이름"), *people[1:]]  # the API is asked with CI and name
+    night(sandbox, tmp_path, root, "2026-11-02", renamed)
+    assert asked(sandbox) == [people[0][0]]
+    assert table(root, "reconciled", "2026-11-02").kor_name[0] == "김새이름"
+
+
+def staged_root(sandbox, tmp_path: Path) -> tuple[Path, dict[str, People]]:
+    """Nights 1, 2 and 4 of a dataset, leaving four kinds of customers for night 9."""
+    people = customers(60)
+    groups = {
+        "oldest": people[:12],  # asked on night 1: eight run dates old on night 9
+        "older": people[12:24],  # asked on night 2: seven old
+        "failed": people[24:30],  # in error on night 4
+        "young": people[30:40],  # asked on night 4: carried on night 9
+        "new": people[40:52],  # first seen on night 9
+    }
+    root = tmp_path / "ds"
+    night(sandbox, tmp_path, root, "2026-11-01", groups["oldest"])
+    night(sandbox, tmp_path, root, "2026-11-02", groups["oldest"] + groups["older"])
+    failing = frozenset(ci for ci, _ in groups["failed"])
+    sandbox.sandbox.configure(faults=(Fault("http500", first_attempts=99, cis=failing),))
+    known = groups["oldest"] + groups["older"] + groups["failed"] + groups["young"]
+    night(sandbox, tmp_path, root, "2026-11-04", known)
+    sandbox.sandbox.configure(faults=())
+    return root, groups
+
+
+def in_order(groups: dict[str, People], *names: str) -> list[str]:
+    return [ci for name in names for ci, _ in groups[name]]
+
+
+def test_a_paused_night_is_finished_the_next_day_in_order(sandbox, tmp_path: Path) -> None:
+    root, groups = staged_root(sandbox, tmp_path)
+    tonight = [p for name in ("oldest", "older", "failed", "young", "new") for p in groups[name]]
+    path = write_csv(tmp_path / "in-9.csv", tonight)
+    args = dataset_args(sandbox, path, root, "2026-11-09", "--concurrency", "1")
+
+    sandbox.sandbox.reset_stats()
+    dry = run_cli([*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.stderr
+    assert "plan (--max-age 7): ask 12 new, 6 in error, 24 aged out; carry 10" in dry.stdout
+    planned = json.loads((root / ".work" / "2026-11-09" / "summary.json").read_text())
+    assert planned["plan"]["requests"] == planned["estimated_requests"] == 84
+    assert sandbox.sandbox.stats.requests == 0  # a dry run asks nothing
+
+    sandbox.sandbox.configure(daily_cap=30)  # per API: 30 customers tonight, then the reserve
+    paused = run_cli([*args, "--daily-reserve", "0"])
+    assert paused.exit_code == 4, paused.stderr
+    first_day = asked(sandbox)
+    assert 18 < len(first_day) < 42
+    sandbox.sandbox.reset_day()  # 09:00 KST: the cap is new
+    finished = run_cli(args)
+    assert finished.exit_code == 0, finished.stderr
+    assert asked(sandbox) == in_order(groups, "new", "failed", "oldest", "older")
+
+    done = table(root, "reconciled", "2026-11-09")
+    assert len(done) == len(tonight)
+    young = done[done.ci.isin(cis(groups["young"]))]
+    assert set(young.asked_on.astype(str)) == {"2026-11-04"}
+    assert set(done[~done.ci.isin(cis(groups["young"]))].asked_on.astype(str)) == {"2026-11-09"}
+    counts = summary(root, "2026-11-09")
+    assert (counts["asked"], counts["carried"]) == (42, 10)
+
+
+def test_kill_9_in_a_max_age_night_resumes_exactly(sandbox, tmp_path: Path) -> None:
+    people = customers(300)
+    root = tmp_path / "ds"
+    night(sandbox, tmp_path, root, "2026-11-01", people[:200])
+    night(sandbox, tmp_path, root, "2026-11-04", people[:100] + people[200:250])
+    # Night 8: 100 aged out (asked on the 1st), 50 carried (the 4th), 50 new.
+    path = write_csv(tmp_path / "in-8.csv", people[:100] + people[200:300])
+    sandbox.sandbox.reset_stats()
+    sandbox.sandbox.configure(latency=0.01)
+    args = [*dataset_args(sandbox, path, root, "2026-11-08"), "--rate", "400", "--concurrency", "8"]
+    proc = spawn(args)
+    wait_for(lambda: sandbox.sandbox.stats.requests >= 150, proc)
+    kill(proc)
+    resumed = run_cli(args)
+    assert resumed.exit_code == 0, resumed.stderr
+    stats = sandbox.sandbox.stats
+    assert set(asked(sandbox)) == cis(people[:100] + people[250:300])  # the plan, kept
+    assert len(stats.cis_asked(more_than=1)) <= 8  # at most what was in flight at the kill
+    done = table(root, "reconciled", "2026-11-08")
+    assert sorted(done.ci) == sorted(cis(people[:100] + people[200:300]))
+    carried = done[done.ci.isin(cis(people[200:250]))]
+    assert set(carried.asked_on.astype(str)) == {"2026-11-04"}
+    assert summary(root, "2026-11-08")["carried"] == 50
+    assert pq.read_schema(root / "reconciled" / "run_date=2026-11-08" / "reconciled.parquet")
+
+
+def test_max_age_needs_a_dataset(sandbox, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "in.csv", customers(3))
+    result = run_cli([*base_args(sandbox, path, tmp_path / "out"), "--max-age", "7"])
+    assert result.exit_code == 2
+    assert "--max-age goes with --dataset" in result.stderr
+    assert sandbox.sandbox.stats.requests == 0
