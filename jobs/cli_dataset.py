@@ -26,16 +26,21 @@ def report(path: Path) -> None:
 @click.command()
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def migrate(root: Path) -> None:
-    """Move a --dataset ROOT written in the earlier layout into one folder per table.
+    """Bring a --dataset ROOT to this version: one folder per table, and dataset schema 2.
 
     Run it while no run writes to ROOT; it may be run again if it was interrupted.
     """
     from batch import dataset  # noqa: PLC0415
+    from jobs.upgrade import upgrade  # noqa: PLC0415
 
-    if not dataset.is_old_layout(root):
-        print(f"{root} is already in the current layout; nothing to do")
-        return
-    moved = dataset.migrate(root)
-    for line in moved:
+    moved = dataset.migrate(root) if dataset.is_old_layout(root) else []
+    upgraded = upgrade(root)
+    for line in (*moved, *upgraded):
         print(f"  {line}")
-    print(f"{root}: {len(moved)} moves; the dataset now has one folder per table")
+    if not moved and not upgraded:
+        print(f"{root} is already in the current layout and schema; nothing to do")
+        return
+    print(
+        f"{root}: {len(moved)} moves, {len(upgraded)} nights upgraded; the dataset has one "
+        "folder per table, in schema 2"
+    )

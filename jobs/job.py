@@ -14,6 +14,7 @@ from batch.settings import BatchSettings
 from jobs.koscom import LEGACY_ENCODINGS, KoscomJob
 from jobs.outputs import RECONCILED_COLUMNS
 from jobs.settings import RunSettings
+from jobs.upgrade import check_schema
 
 __all__ = ["RunResult", "RunSettings", "run"]
 
@@ -33,6 +34,8 @@ class RunResult:
 def run(settings: RunSettings, log: Log) -> RunResult:
     """Run the job once; raise a RunError for every way it can stop early."""
     _check_kept_columns(settings)
+    if settings.dataset_root is not None and settings.dataset_root.is_dir():
+        check_schema(settings.dataset_root)
     engine = BatchSettings(
         input_path=settings.input_path,
         out_dir=settings.out_dir,

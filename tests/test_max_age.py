@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import polars as pl
 import pyarrow.parquet as pq
 
 from jobs.sandbox import Fault
@@ -225,3 +226,37 @@ def test_max_age_needs_a_dataset(sandbox, tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--max-age goes with --dataset" in result.stderr
     assert sandbox.sandbox.stats.requests == 0
+
+
+def to_schema_1(file: Path) -> None:
+    """A night as version 1 wrote it: no asked_on, schema_version 1."""
+    table = pq.read_table(file).drop_columns(["asked_on"])
+    metadata = {**table.schema.metadata, b"member_recon.schema_version": b"1"}
+    pq.write_table(table.replace_schema_metadata(metadata), file)
+
+
+def test_schema_1_nights_are_upgraded_by_migrate_then_carried(sandbox, tmp_path: Path) -> None:
+    people = customers(12)
+    root = tmp_path / "ds"
+    night(sandbox, tmp_path, root, "2026-11-01", people)
+    first = root / "reconciled" / "run_date=2026-11-01" / "reconciled.parquet"
+    source = pd.read_parquet(first)
+    to_schema_1(first)
+
+    path = write_csv(tmp_path / "in-2.csv", people)
+    refused = run_cli(dataset_args(sandbox, path, root, "2026-11-02"))
+    assert refused.exit_code == 2
+    assert "1 nights (2026-11-01 to 2026-11-01) in dataset schema 1" in refused.stderr
+    assert "member-recon migrate" in refused.stderr
+    upgraded = run_cli(["migrate", str(root)])
+    assert upgraded.exit_code == 0, upgraded.stderr
+    assert "asked_on = 2026-11-01" in upgraded.stdout
+    pd.testing.assert_frame_equal(pd.read_parquet(first), source)  # as the night was written
+
+    night(sandbox, tmp_path, root, "2026-11-02", people)
+    assert sandbox.sandbox.stats.requests == 0  # every answer carried from the upgraded night
+    both = pl.read_parquet(
+        f"{root}/reconciled/**/*.parquet", hive_partitioning=True, hive_schema={"run_date": pl.Date}
+    )  # one schema across the nights: polars refuses a glob that mixes them
+    assert both.height == 24
+    assert set(both["asked_on"].cast(pl.Utf8)) == {"2026-11-01"}
