@@ -92,3 +92,12 @@ def write_rejects(path: Path, store: ProgressStore, job: Job[Any, Any]) -> None:
                 [r.row, defuse_cell(r.reason), *(defuse_cell(r.raw.get(c) or "") for c in header)]
                 for r in batch
             )
+
+
+def remove_stale(out_dir: Path, job: Job[Any, Any], published: tuple[Path, ...]) -> None:
+    """A run in another format leaves none of the last format's table files behind."""
+    for table in job.tables():
+        for ext in FORMATS:
+            path = out_dir / f"{table.name}.{ext}"
+            if path not in published:
+                path.unlink(missing_ok=True)

@@ -20,16 +20,16 @@ still leaves `summary.json` with its state and reason, and publishes no table.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import signal
 import sqlite3
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from batch.asking import ask_all
-from batch.carry import Plan, plan_night
-from batch.contract import Job, Tally
+from batch.carry import Plan, plan_night, unfinished_answers
+from batch.contract import Earlier, Job, Tally
 from batch.dataset import append_run, check_layout, placer, prepare_root, run_log_path
 from batch.errors import (
     AbortError,
@@ -42,7 +42,7 @@ from batch.errors import (
     StoreError,
     UsageError,
 )
-from batch.export import FORMATS, Exported, export_tables, write_rejects
+from batch.export import FORMATS, Exported, export_tables, remove_stale, write_rejects
 from batch.folder import (
     FINISHED_NAME,
     STORE_NAME,
@@ -154,15 +154,7 @@ class _Life:
                     counts = self.store.counts()
                     self.release = counts["done"] + counts["error"] == 0  # nothing asked yet
                     raise
-                settings = self.settings
-                if settings.max_age is not None and settings.run_date is not None:
-                    self.plan = plan_night(
-                        self.store,
-                        self.job.earlier(),
-                        settings.run_date,
-                        settings.max_age,
-                        self.log,
-                    )
+                self._plan()
                 if self.settings.dry_run:
                     return self._finish(state="dry_run")
                 stop = self._ask()
@@ -178,6 +170,18 @@ class _Life:
             elif not isinstance(exc, UsageError | PausedError):
                 self._log_run(self._summary(_state_of(exc), exc, None))
             raise
+
+    def _plan(self) -> None:
+        """Under max_age, carry the young earlier answers and rank the rest (batch.carry)."""
+        settings = self.settings
+        root, day, max_age = settings.dataset_root, settings.run_date, settings.max_age
+        if max_age is None or day is None:
+            return
+        earlier: Iterable[Earlier] = self.job.earlier()
+        if root is not None:
+            first = self.job.tables()[0].name
+            earlier = itertools.chain(earlier, unfinished_answers(root, day, first))
+        self.plan = plan_night(self.store, earlier, day, max_age, self.log)
 
     def _leave_stop_summary(self, exc: RunError) -> None:
         """summary.json for a run that stopped early; a broken store or disk may forbid it."""
@@ -239,7 +243,7 @@ class _Life:
                 {path.name.split(".", 1)[0]: path for path in published}, run_log_path(root)
             )
         elif state == "done":
-            _remove_stale(settings.out_dir, self.job, published)
+            remove_stale(settings.out_dir, self.job, published)
         return BatchResult(summary, published)
 
     def _write_timeline(self, outputs: OutputSet) -> None:
@@ -320,15 +324,6 @@ class _Life:
             f"accounting mismatch: {rows} rows read, {counts['items']} items "
             f"+ {counts['rejected']} rejected, {written} written; outputs not published"
         )
-
-
-def _remove_stale(out_dir: Path, job: Job[Any, Any], published: tuple[Path, ...]) -> None:
-    """A run in another format leaves none of the last format's table files behind."""
-    for table in job.tables():
-        for ext in FORMATS:
-            path = out_dir / f"{table.name}.{ext}"
-            if path not in published:
-                path.unlink(missing_ok=True)
 
 
 def _state_of(error: RunError) -> str:

@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS earlier (         -- earlier runs' answers, until the
 _ADDED_COLUMNS = {
     "question": "TEXT NOT NULL DEFAULT ''",  # what else the answer depends on (a digest)
     "rank": "INTEGER NOT NULL DEFAULT 0",  # ask order: 0 new, 1 failed before, 2 aged out
-    "since": "INTEGER NOT NULL DEFAULT 0",  # for rank 2: the day number of the last asking
+    "since": "INTEGER NOT NULL DEFAULT 0",  # day number of the last asking (aged or carried)
     "carried": "INTEGER NOT NULL DEFAULT 0",  # 1: an earlier run's answer, not asked tonight
 }
 # An item answered before, to the same question, and not yet planned.
@@ -210,7 +210,10 @@ class ProgressStore:
         """
         with self._transaction():
             self._db.execute("DELETE FROM earlier WHERE key NOT IN (SELECT key FROM items)")
-            carry = ("state = 'done', result = e.result, carried = 1", "e.final AND e.asked_on > ?")
+            carry = (
+                "state = 'done', result = e.result, carried = 1, since = e.asked_on",
+                "e.final AND e.asked_on > ?",
+            )
             failed = ("rank = 1", "NOT e.final")
             aged = ("rank = 2, since = e.asked_on", "e.final")  # what carrying left pending
             for (change, when), values in ((carry, (young_after,)), (failed, ()), (aged, ())):

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from jobs.sandbox import Fault
 from tests.conftest import base_args, customers, run_cli, spawn, write_csv
-from tests.test_resume import kill, wait_for
+from tests.test_resume import answered, kill, wait_for
 
 People = list[tuple[str, str]]
 REGISTER = "register/search"
@@ -260,3 +260,29 @@ def test_schema_1_nights_are_upgraded_by_migrate_then_carried(sandbox, tmp_path:
     )  # one schema across the nights: polars refuses a glob that mixes them
     assert both.height == 24
     assert set(both["asked_on"].cast(pl.Utf8)) == {"2026-11-01"}
+
+
+def test_a_night_left_paused_lends_its_answers_to_the_next(sandbox, tmp_path: Path) -> None:
+    people = customers(30)
+    root = tmp_path / "ds"
+    path = write_csv(tmp_path / "in.csv", people)
+    sandbox.sandbox.configure(daily_cap=12)
+    paused = run_cli(
+        dataset_args(
+            sandbox, path, root, "2026-11-01", "--concurrency", "1", "--daily-reserve", "0"
+        )
+    )
+    assert paused.exit_code == 4, paused.stderr
+    answered_first = answered(root / ".work" / "2026-11-01")
+    assert 5 < len(answered_first) < 30
+    assert not (root / "reconciled").exists()  # a paused night publishes nothing
+
+    # The paused night is not resumed: the next one starts, and asks only the rest.
+    sandbox.sandbox.configure(daily_cap=None)
+    sandbox.sandbox.reset_day()
+    night(sandbox, tmp_path, root, "2026-11-02", people)
+    assert set(asked(sandbox)) == cis(people) - answered_first
+    done = table(root, "reconciled", "2026-11-02")
+    assert len(done) == 30
+    assert set(done[done.ci.isin(answered_first)].asked_on.astype(str)) == {"2026-11-01"}
+    assert summary(root, "2026-11-02")["carried"] == len(answered_first)
