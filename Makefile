@@ -33,6 +33,7 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/month.py
 
 profile: $(STAMP)
 	$(PY) bench/profile.py
