@@ -22,13 +22,13 @@ import contextlib
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from batch.contract import Earlier
-from batch.dataset import WORK, partition_dir
+from batch.dataset import WORK, earlier_nights
 from batch.folder import STORE_NAME
 from batch.log import Log
 from batch.store import ProgressStore
@@ -66,11 +66,18 @@ def plan_night(
     run_date: dt.date,
     max_age: int,
     log: Log,
+    *,
+    keep: bool = True,
 ) -> Plan:
-    """The night's plan: made now from `earlier`, or the one a run before this one made."""
+    """The night's plan: made now from `earlier`, or the one a run before this one made.
+
+    With `keep` false (a dry run) the plan is counted and then undone: a plan kept from
+    a dry run would go stale if another night ran before the real one.
+    """
     known = store.get_meta(PLAN_KEY)
     if known is not None:
         return Plan(**json.loads(known))
+    store.clear_earlier()  # what a run killed while loading, or a dry run, left behind
     loaded = 0
     chunk: list[tuple[str, str, int, bool, dict[str, Any]]] = []
     for answer in earlier:
@@ -84,42 +91,58 @@ def plan_night(
         store.add_earlier(chunk)
         loaded += len(chunk)
     # Age counts run dates: an answer asked on run date D is young while D > run_date - max_age.
-    plan = Plan(**store.plan(run_date.toordinal() - max_age, PLAN_KEY))
-    log.info("planned", earlier_answers=loaded, max_age=max_age, **plan.as_dict())
+    plan = Plan(**store.plan(run_date.toordinal() - max_age, PLAN_KEY if keep else None))
+    if not keep:
+        store.clear_earlier()
+    log.info("planned", earlier_answers=loaded, max_age=max_age, kept=keep, **plan.as_dict())
     return plan
 
 
-def unfinished_answers(root: Path, run_date: dt.date, first_table: str) -> Iterator[Earlier]:
-    """Answers in the stores of nights after the last published one, oldest night first."""
+def unfinished_answers(
+    root: Path, run_date: dt.date, first_table: str, job_identity: Mapping[str, Any], log: Log
+) -> Iterator[Earlier]:
+    """Answers that nights after the last published one got before they stopped, oldest first.
+
+    Only a store of the same job settings (partner, host, columns, pseudonym key) lends.
+    """
+    published = earlier_nights(root, first_table, run_date)
+    after = published[0][0] if published else dt.date.min
     nights = []
     for folder in (root / WORK).glob("????-??-??"):
         try:
             day = dt.date.fromisoformat(folder.name)
         except ValueError:
             continue
-        if day < run_date and (folder / STORE_NAME).is_file():
+        if after < day < run_date and (folder / STORE_NAME).is_file():
             nights.append(day)
-    published = [day for day in nights if partition_dir(root, first_table, day).is_dir()]
-    after = max(published, default=dt.date.min)
-    for day in sorted(day for day in nights if day > after):
-        yield from _store_answers(root / WORK / day.isoformat() / STORE_NAME, day)
+    for day in sorted(nights):
+        yield from _store_answers(
+            root / WORK / day.isoformat() / STORE_NAME, day, job_identity, log
+        )
 
 
-def _store_answers(path: Path, night: dt.date) -> Iterator[Earlier]:
-    """What one night's store holds of answers; nothing from a store before the carry columns."""
+def _store_answers(
+    path: Path, night: dt.date, job_identity: Mapping[str, Any], log: Log
+) -> Iterator[Earlier]:
+    """The answers one night's store got by asking (its carried copies have their source)."""
     query = (
-        "SELECT key, question, CASE WHEN carried THEN since ELSE ? END, state = 'done', result "
-        "FROM items WHERE state != 'pending'"
+        "SELECT key, question, ?, state = 'done', result FROM items "
+        "WHERE state != 'pending' AND NOT carried"
     )
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        log.warning("not_borrowed", night=night.isoformat(), reason=str(exc)[:120])
         return
     with contextlib.closing(db):
         try:
-            rows = db.execute(query, (night.toordinal(),))
-            for key, question, day, final, result in rows:
+            (identity,) = db.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()
+            theirs = json.loads(identity)
+            if any(theirs.get(key) != value for key, value in job_identity.items()):
+                log.info("not_borrowed", night=night.isoformat(), reason="other job settings")
+                return
+            for key, question, day, final, result in db.execute(query, (night.toordinal(),)):
                 record = json.loads(result)
                 yield Earlier(key, record, dt.date.fromordinal(day), bool(final), question)
-        except sqlite3.Error:  # no such column (an older store), or unreadable: nothing from it
-            return
+        except (sqlite3.Error, TypeError, ValueError) as exc:  # an older or unreadable store
+            log.warning("not_borrowed", night=night.isoformat(), reason=str(exc)[:120])

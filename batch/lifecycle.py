@@ -179,9 +179,11 @@ class _Life:
             return
         earlier: Iterable[Earlier] = self.job.earlier()
         if root is not None:
-            first = self.job.tables()[0].name
-            earlier = itertools.chain(earlier, unfinished_answers(root, day, first))
-        self.plan = plan_night(self.store, earlier, day, max_age, self.log)
+            first, identity = self.job.tables()[0].name, self.job.identity()
+            lent = unfinished_answers(root, day, first, identity, self.log)
+            earlier = itertools.chain(earlier, lent)
+        keep = not settings.dry_run
+        self.plan = plan_night(self.store, earlier, day, max_age, self.log, keep=keep)
 
     def _leave_stop_summary(self, exc: RunError) -> None:
         """summary.json for a run that stopped early; a broken store or disk may forbid it."""

@@ -13,47 +13,9 @@ import orjson
 from batch.errors import StoreError, UsageError, describe_store_error
 from batch.folder import check_existing_private, ensure_private, remove_store
 from batch.items import NewItem, OpenItem, Reject, StoredItem
+from batch.store_schema import ADDED_COLUMNS, PLAN_SQL, QUEUE_INDEX, SCHEMA
 
 SCHEMA_VERSION = "1"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS items (
-    seq     INTEGER PRIMARY KEY,             -- order of first appearance in the input
-    key     TEXT NOT NULL UNIQUE,
-    row     INTEGER NOT NULL,                -- data row number of first appearance
-    payload TEXT NOT NULL,                   -- JSON: the input values the job needs
-    state   TEXT NOT NULL DEFAULT 'pending', -- pending | done | error
-    result  TEXT                             -- JSON: the job's answer
-);
-CREATE TABLE IF NOT EXISTS rejects (
-    row    INTEGER PRIMARY KEY,
-    reason TEXT NOT NULL,
-    raw    TEXT NOT NULL                     -- JSON: the row's values as read
-);
-CREATE TABLE IF NOT EXISTS earlier (         -- earlier runs' answers, until they are planned
-    key      TEXT PRIMARY KEY,
-    question TEXT NOT NULL,
-    asked_on INTEGER NOT NULL,               -- the run date that asked, as a day number
-    final    INTEGER NOT NULL,
-    result   TEXT NOT NULL
-);
-"""
-# Added after version 1 stores were written: an older store gets them on opening.
-_ADDED_COLUMNS = {
-    "question": "TEXT NOT NULL DEFAULT ''",  # what else the answer depends on (a digest)
-    "rank": "INTEGER NOT NULL DEFAULT 0",  # ask order: 0 new, 1 failed before, 2 aged out
-    "since": "INTEGER NOT NULL DEFAULT 0",  # day number of the last asking (aged or carried)
-    "carried": "INTEGER NOT NULL DEFAULT 0",  # 1: an earlier run's answer, not asked tonight
-}
-# An item answered before, to the same question, and not yet planned.
-_PLAN_SQL = (
-    "UPDATE items SET {change} FROM earlier e WHERE items.key = e.key "
-    "AND items.state = 'pending' AND e.question = items.question AND {when}"
-)
-_QUEUE_INDEX = (
-    "CREATE INDEX IF NOT EXISTS items_queue ON items (rank, since, seq) WHERE state != 'done'"
-)
 
 # SQLite limits host parameters per statement (32766 since 3.32); stay well under.
 _LOOKUP_BATCH = 900
@@ -90,13 +52,13 @@ class ProgressStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
         known = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
-        for name, kind in _ADDED_COLUMNS.items():
+        for name, kind in ADDED_COLUMNS.items():
             if name not in known:
                 self._db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
         self._db.execute("DROP INDEX IF EXISTS items_open")
-        self._db.execute(_QUEUE_INDEX)
+        self._db.execute(QUEUE_INDEX)
         self._db.execute(
             "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
         )
@@ -196,45 +158,64 @@ class ProgressStore:
         ]
 
     def add_earlier(self, rows: Sequence[tuple[str, str, int, bool, dict[str, Any]]]) -> None:
-        """Keep earlier answers (key, question, asked_on day, final, result) for `plan`."""
+        """Keep earlier answers (key, question, asked_on day, final, result); the latest wins."""
         with self._transaction():
             self._db.executemany(
-                "INSERT OR REPLACE INTO earlier VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO earlier VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "question = excluded.question, asked_on = excluded.asked_on, "
+                "final = excluded.final, result = excluded.result "
+                "WHERE excluded.asked_on >= earlier.asked_on",
                 [(k, q, day, int(final), _dumps(r)) for k, q, day, final, r in rows],
             )
 
-    def plan(self, young_after: int, plan_key: str) -> dict[str, int]:
+    def clear_earlier(self) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM earlier")
+
+    def plan(self, young_after: int, plan_key: str | None) -> dict[str, int]:
         """Carry earlier final answers asked after day `young_after`; rank the rest, all at once.
 
-        The counts are kept in meta under `plan_key`, in the same transaction.
+        The counts are kept in meta under `plan_key`, in the same transaction; without a
+        key the transaction is rolled back once counted (a dry run's plan).
         """
-        with self._transaction():
-            self._db.execute("DELETE FROM earlier WHERE key NOT IN (SELECT key FROM items)")
-            carry = (
-                "state = 'done', result = e.result, carried = 1, since = e.asked_on",
-                "e.final AND e.asked_on > ?",
-            )
-            failed = ("rank = 1", "NOT e.final")
-            aged = ("rank = 2, since = e.asked_on", "e.final")  # what carrying left pending
-            for (change, when), values in ((carry, (young_after,)), (failed, ()), (aged, ())):
-                self._db.execute(_PLAN_SQL.format(change=change, when=when), values)
-            ranks = dict(
-                self._db.execute(
-                    "SELECT rank, count(*) FROM items WHERE state = 'pending' GROUP BY rank"
-                )
-            )
-            (carried,) = self._db.execute("SELECT count(*) FROM items WHERE carried").fetchone()
-            counts = {
-                "new": int(ranks.get(0, 0)),
-                "failed": int(ranks.get(1, 0)),
-                "aged_out": int(ranks.get(2, 0)),
-                "carried": int(carried),
-            }
-            self._db.execute("DELETE FROM earlier")
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta VALUES (?, ?)", (plan_key, _dumps(counts))
-            )
+        with self._saving():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                counts = self._plan(young_after)
+                if plan_key is not None:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO meta VALUES (?, ?)", (plan_key, _dumps(counts))
+                    )
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT" if plan_key is not None else "ROLLBACK")
         return counts
+
+    def _plan(self, young_after: int) -> dict[str, int]:
+        self._db.execute("DELETE FROM earlier WHERE key NOT IN (SELECT key FROM items)")
+        carry = (
+            "state = 'done', result = e.result, carried = 1, since = e.asked_on",
+            "e.final AND e.asked_on > ?",
+        )
+        failed = ("rank = 1", "NOT e.final")
+        aged = ("rank = 2, since = e.asked_on", "e.final")  # what carrying left pending
+        for (change, when), values in ((carry, (young_after,)), (failed, ()), (aged, ())):
+            self._db.execute(PLAN_SQL.format(change=change, when=when), values)
+        ranks = dict(
+            self._db.execute(
+                "SELECT rank, count(*) FROM items WHERE state = 'pending' GROUP BY rank"
+            )
+        )
+        (carried,) = self._db.execute("SELECT count(*) FROM items WHERE carried").fetchone()
+        self._db.execute("DELETE FROM earlier")
+        return {
+            "new": int(ranks.get(0, 0)),
+            "failed": int(ranks.get(1, 0)),
+            "aged_out": int(ranks.get(2, 0)),
+            "carried": int(carried),
+        }
 
     def record(self, answers: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
         """Store answers (seq, state, result) in one transaction."""

@@ -195,6 +195,8 @@ class KoscomJob:
         self, key: str, item: Customer, record: CustomerRecord
     ) -> Mapping[str, Sequence[dict[str, Any]]]:
         ci_field, ci = self.settings.ci_field, key  # the key is already as outputs show it
+        if record.asked_on is None:  # answered before asked_on was recorded: tonight's run
+            record = dataclasses.replace(record, asked_on=self.settings.run_date)
         return {
             "reconciled": [reconciled_row(item, record, ci, ci_field)],
             "accounts": account_rows(record, ci, ci_field),

@@ -33,7 +33,7 @@ def summary_of(tally: Tally, settings: RunSettings, figures: Mapping[str, Any]) 
     if plan:
         summary["plan"] = plan
     if tally.state == "dry_run":
-        to_ask = tally.open_items
+        to_ask = plan["to_ask"] if plan else tally.open_items
         return {
             **summary,
             "to_ask": to_ask,

@@ -223,7 +223,6 @@ def test_kill_9_in_a_max_age_night_resumes_exactly(sandbox, tmp_path: Path) -> N
     carried = done[done.ci.isin(cis(people[200:250]))]
     assert set(carried.asked_on.astype(str)) == {"2026-11-04"}
     assert summary(root, "2026-11-08")["carried"] == 50
-    assert pq.read_schema(root / "reconciled" / "run_date=2026-11-08" / "reconciled.parquet")
 
 
 def test_max_age_needs_a_dataset(sandbox, tmp_path: Path) -> None:
@@ -292,3 +291,74 @@ def test_a_night_left_paused_lends_its_answers_to_the_next(sandbox, tmp_path: Pa
     assert len(done) == 30
     assert set(done[done.ci.isin(answered_first)].asked_on.astype(str)) == {"2026-11-01"}
     assert summary(root, "2026-11-02")["carried"] == len(answered_first)
+
+
+def full_check(sandbox, tmp_path: Path, root: Path, day: str, people: People) -> None:
+    """A night without --max-age: everyone asked."""
+    args = dataset_args(sandbox, write_csv(tmp_path / f"full-{day}.csv", people), root, day)
+    at = args.index("--max-age")
+    del args[at : at + 2]
+    assert run_cli(args).exit_code == 0
+
+
+def pause(sandbox, tmp_path: Path, root: Path, day: str, people: People, cap: int) -> set[str]:
+    """A night paused at a daily cap of `cap` per API; the customers it answered."""
+    sandbox.sandbox.configure(daily_cap=cap)
+    path = write_csv(tmp_path / f"paused-{day}.csv", people)
+    args = ("--concurrency", "1", "--daily-reserve", "0")
+    assert run_cli(dataset_args(sandbox, path, root, day, *args)).exit_code == 4
+    sandbox.sandbox.configure(daily_cap=None)
+    sandbox.sandbox.reset_day()
+    return answered(root / ".work" / day)
+
+
+def test_a_paused_night_lends_nothing_once_a_later_night_finished(sandbox, tmp_path: Path) -> None:
+    people = customers(30)
+    root = tmp_path / "ds"
+    pause(sandbox, tmp_path, root, "2026-11-01", people, cap=12)
+    night(sandbox, tmp_path, root, "2026-11-02", people)
+    sandbox.sandbox.configure(answer_salt="changed")
+    full_check(sandbox, tmp_path, root, "2026-11-03", people)
+    newest = table(root, "reconciled", "2026-11-03")
+
+    # The 1st's store is still there, older than the finished 3rd: it must not be replayed.
+    night(sandbox, tmp_path, root, "2026-11-04", people)
+    assert asked(sandbox) == []
+    carried = table(root, "reconciled", "2026-11-04")
+    pd.testing.assert_frame_equal(carried, newest)
+    assert set(table(root, "changes", "2026-11-04").event) == set()
+    night(sandbox, tmp_path, root, "2026-11-09", people)  # the 3rd's answers are 6 nights old
+    assert asked(sandbox) == []
+
+
+def test_a_dry_run_fixes_no_plan_and_lends_nothing(sandbox, tmp_path: Path) -> None:
+    people = customers(20)
+    root = tmp_path / "ds"
+    night(sandbox, tmp_path, root, "2026-11-01", people)
+    later = write_csv(tmp_path / "later.csv", people)
+    for day in ("2026-11-05", "2026-11-09"):  # plans made before the nights below ran
+        assert run_cli([*dataset_args(sandbox, later, root, day), "--dry-run"]).exit_code == 0
+    sandbox.sandbox.configure(answer_salt="changed")
+    full_check(sandbox, tmp_path, root, "2026-11-03", people)
+    night(sandbox, tmp_path, root, "2026-11-06", people)  # after the 5th's dry run: nothing lent
+    assert asked(sandbox) == []
+    assert set(table(root, "reconciled", "2026-11-06").asked_on.astype(str)) == {"2026-11-03"}
+    # The 9th's dry run, made from the 1st, planned to ask everyone; the 3rd's answers are young.
+    night(sandbox, tmp_path, root, "2026-11-09", people)
+    assert asked(sandbox) == []
+    assert summary(root, "2026-11-09")["carried"] == 20
+
+
+def test_another_jobs_paused_night_lends_nothing(sandbox, tmp_path: Path) -> None:
+    people = customers(20)
+    root = tmp_path / "ds"
+    pause(sandbox, tmp_path, root, "2026-11-01", people, cap=8)  # raw CIs, no pseudonym
+    env = {"KOSCOM_PSEUDONYM_KEY": "k-77-0123456789abcdef0123456789abcdef"}
+    path = write_csv(tmp_path / "in-2.csv", people)
+    args = dataset_args(sandbox, path, root, "2026-11-02", "--pseudonymize", "--keep-progress")
+    sandbox.sandbox.reset_stats()
+    assert run_cli(args, env).exit_code == 0
+    assert set(asked(sandbox)) == cis(people)  # its keys are CIs, not HMACs: none carried
+    store = root / ".work" / "2026-11-02"
+    kept = b"".join(p.read_bytes() for p in store.iterdir() if p.name.startswith(".progress"))
+    assert not [ci for ci, _ in people if ci.encode() in kept]  # no raw CI lent into it
