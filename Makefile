@@ -34,6 +34,7 @@ test: lint
 bench: $(STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/month.py
+	$(PY) bench/month.py --daily-cap 6000
 
 profile: $(STAMP)
 	$(PY) bench/profile.py

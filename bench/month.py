@@ -5,7 +5,8 @@ before's customers) joins with new CIs and `--leave` of it leaves, drawn with a 
 random generator, so a run is reproducible. Every night is one real CLI run (its own
 process) with `--dataset ROOT --run-date D --max-age DAYS` on consecutive run dates,
 against one sandbox process, into one dataset root. A full check would ask every
-customer every night: 2 requests each. Run with `make bench` or `bench/month.py --quick`;
+customer every night: 2 requests each. `--daily-cap N` runs the month under the API's
+daily cap instead (bench/month_cap.py). Run with `make bench` or `bench/month.py --quick`;
 bench/README.md says what each figure is.
 """
 
@@ -20,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -163,9 +165,10 @@ def cells(night: Night) -> list[str]:
     return [f"{v:,}" if isinstance(v, int) else str(v) for v in (values[k] for k, _ in COLUMNS)]
 
 
-def print_table(nights: list[Night]) -> None:
-    rows = [[title for _, title in COLUMNS], *(cells(n) for n in nights)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+def print_table(columns: Sequence[tuple[str, str]], body: list[list[str]]) -> None:
+    """A markdown table: `columns` are (field, title) pairs, `body` the rows' cells."""
+    rows = [[title for _, title in columns], *body]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     for at, row in enumerate(rows):
         print("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) + " |")
         if at == 0:
@@ -247,12 +250,26 @@ def main() -> None:
     parser.add_argument("--leave", type=float, default=0.01, help="share of the base leaving")
     parser.add_argument("--start", default="2026-11-01", help="night 1's run date")
     parser.add_argument("--seed", type=int, default=1, help="the churn's random seed")
-    parser.add_argument("--quick", action="store_true", help="2,000 customers, 15 nights")
+    parser.add_argument(
+        "--daily-cap",
+        type=int,
+        help="the API's daily cap per API: nights run with --daily-reserve 0 (bench/month_cap.py)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="2,000 customers, 15 nights (and a tenth of the cap)"
+    )
     parser.add_argument("--json", type=Path, help="write the nights and totals here")
     args = parser.parse_args()
     if args.quick:
         args.customers, args.nights = 2_000, 15
+        if args.daily_cap is not None:
+            args.daily_cap = max(1, args.daily_cap // 10)
     first = dt.date.fromisoformat(args.start)
+    if args.daily_cap is not None:
+        from month_cap import run_capped  # noqa: PLC0415  (it imports this module)
+
+        run_capped(args, first)
+        return
     print(
         f"{args.nights} nights from {first}, {args.customers:,} customers on night 1, "
         f"+{args.join:.1%} / -{args.leave:.1%} of the base a night (seed {args.seed}), "
@@ -279,7 +296,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     wall = time.monotonic() - started
     print()
-    print_table(nights)
+    print_table(COLUMNS, [cells(n) for n in nights])
     total = totals(nights, args.customers, args.max_age)
     print_totals(nights, total, wall)
     if args.json:
