@@ -78,6 +78,15 @@ FROM events ORDER BY k, event, detail
 """
 
 
+def duckdb_connection() -> Any:
+    """An in-memory DuckDB that draws no progress bar on stderr (it would break the log lines)."""
+    import duckdb  # noqa: PLC0415  (lazy: only --dataset runs need it)
+
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def changes_schema(ci_field: str) -> Any:
     import pyarrow as pa  # noqa: PLC0415
 
@@ -104,10 +113,9 @@ def compute_changes(
     schema = changes_schema(ci_field)
     if previous is None:
         return schema.empty_table()
-    import duckdb  # noqa: PLC0415  (lazy: only --dataset runs need it)
 
     prev_rec, prev_acc, prev_date = previous
-    with duckdb.connect() as con:
+    with duckdb_connection() as con:
         table: Any = con.sql(
             _SQL.format(key=ci_field),
             params={

@@ -16,7 +16,7 @@ from typing import Any
 
 from batch.contract import Earlier
 from batch.log import Log
-from jobs.changes import previous_run
+from jobs.changes import duckdb_connection, previous_run
 from jobs.models import VirtualAccount
 from jobs.reconcile import Reconciled, Status
 from jobs.record import CustomerRecord, record_to_store
@@ -26,12 +26,16 @@ WITH acc AS (
     SELECT {key} AS k,
            list([com_id, vt_acc_no, vt_acc_alias] ORDER BY file_row_number) AS accounts
     FROM read_parquet($acc, hive_partitioning = false, file_row_number = true)
+    WHERE hash({key}) % $parts = $part
     GROUP BY {key}
 )
 SELECT r.{key} AS k, r.kor_name, r.membership, r.linked_accounts, r.status, r.error,
        r.terms_expire_date, r.checked_at, {asked_on} AS asked_on, acc.accounts
 FROM read_parquet($rec, hive_partitioning = false) r LEFT JOIN acc ON acc.k = r.{key}
+WHERE hash(r.{key}) % $parts = $part
 """
+# Customers per pass: DuckDB's aggregate of a night's accounts holds a pass in memory.
+_PASS = 100_000
 
 
 def question_of(name: str, key: bytes | None) -> str:
@@ -48,7 +52,6 @@ def latest_answers(
     night = previous_run(root, run_date)
     if night is None:
         return
-    import duckdb  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     reconciled, accounts, day = night
@@ -57,16 +60,24 @@ def latest_answers(
         log.warning("nothing_to_carry", night=day.isoformat(), reason=f"it has no {ci_field}")
         return
     asked_on = "r.asked_on" if "asked_on" in names else "$night::DATE"
-    with duckdb.connect() as con:
+    parts = max(1, -(-pq.ParquetFile(reconciled).metadata.num_rows // _PASS))
+    with duckdb_connection() as con:
         con.execute("SET TimeZone = 'UTC'")
         sql = _SQL.format(key=ci_field, asked_on=f"coalesce({asked_on}, $night::DATE)")
-        params = {"rec": str(reconciled), "acc": str(accounts), "night": day.isoformat()}
-        rows = con.sql(sql, params=params)
-        # DuckDB 2 renamed the streaming reader; 1.x names it fetch_arrow_reader.
-        reader = getattr(rows, "to_arrow_reader", None) or rows.fetch_arrow_reader
-        for batch in reader(20_000):
-            for row in batch.to_pylist():
-                yield _earlier(row, key)
+        for part in range(parts):  # a 1/parts share of the customers at a time
+            params = {
+                "rec": str(reconciled),
+                "acc": str(accounts),
+                "night": day.isoformat(),
+                "parts": parts,
+                "part": part,
+            }
+            rows = con.sql(sql, params=params)
+            # DuckDB 2 renamed the streaming reader; 1.x names it fetch_arrow_reader.
+            reader = getattr(rows, "to_arrow_reader", None) or rows.fetch_arrow_reader
+            for batch in reader(20_000):
+                for row in batch.to_pylist():
+                    yield _earlier(row, key)
 
 
 def _earlier(row: dict[str, Any], key: bytes | None) -> Earlier:

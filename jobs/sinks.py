@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from batch.errors import RunError, UsageError
+from jobs.changes import duckdb_connection
 
 TABLES = ("reconciled", "accounts", "changes")
 DUCKDB_STORAGE = "v1.0.0"  # the oldest DuckDB release that opens the file
@@ -71,9 +72,8 @@ def load(url: str, published: Mapping[str, Path], run_date: dt.date, runs_file: 
 
 
 def _load_duckdb(path: str, files: dict[str, Path], run_date: dt.date, runs_file: Path) -> None:
-    import duckdb  # noqa: PLC0415
 
-    with duckdb.connect() as con:
+    with duckdb_connection() as con:
         con.execute(f"ATTACH $path AS sink (STORAGE_VERSION '{DUCKDB_STORAGE}')", {"path": path})
         con.execute("USE sink")
         con.execute("BEGIN")
