@@ -23,21 +23,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from batch.carry import plan_night  # noqa: E402
+from batch.folder import STORE_NAME  # noqa: E402
+from batch.items import NewItem  # noqa: E402
+from batch.store import ProgressStore  # noqa: E402
+from jobs.earlier import latest_answers, question_of  # noqa: E402
+from jobs.outputs import accounts_schema, reconciled_schema  # noqa: E402
+from jobs.sandbox_truth import synthetic_ci  # noqa: E402
+from tests.fake_job import QuietLog  # noqa: E402
+
 NIGHT = dt.date(2026, 11, 10)
 TONIGHT = dt.date(2026, 11, 14)  # four run dates later: everything is young at --max-age 7
 
 
 def build(root: Path, customers: int, accounts_each: float) -> None:
     """The last night's reconciled and accounts files, and tonight's store of customers."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from batch.folder import STORE_NAME
-    from batch.items import NewItem
-    from batch.store import ProgressStore
-    from jobs.earlier import question_of
-    from jobs.outputs import accounts_schema, reconciled_schema
-    from jobs.sandbox_truth import synthetic_ci
 
     cis = [synthetic_ci(i, "carry") for i in range(customers)]
     at = dt.datetime(2026, 11, 10, 1, tzinfo=dt.UTC)
@@ -88,12 +91,6 @@ def build(root: Path, customers: int, accounts_each: float) -> None:
 
 def measure(root: Path) -> None:
     """In this (fresh) process: read the night back and plan tonight; print the figures."""
-    from batch.carry import plan_night
-    from batch.folder import STORE_NAME
-    from batch.store import ProgressStore
-    from jobs.earlier import latest_answers
-    from tests.fake_job import QuietLog
-
     log = QuietLog()
     store = ProgressStore(root / ".work" / TONIGHT.isoformat() / STORE_NAME)
     began = time.perf_counter()
