@@ -29,11 +29,14 @@ from typing import Any
 
 from batch.contract import Earlier
 from batch.dataset import WORK, earlier_nights
-from batch.folder import STORE_NAME
+from batch.errors import DirLocked
+from batch.folder import STORE_NAME, remove_store
+from batch.lock import FolderLock
 from batch.log import Log
 from batch.store import ProgressStore
 
 PLAN_KEY = "plan"
+LENT_KEY = "lent"  # the nights whose stores lent answers, as ISO dates
 _CHUNK = 10_000
 
 
@@ -98,13 +101,24 @@ def plan_night(
     return plan
 
 
-def unfinished_answers(
-    root: Path, run_date: dt.date, first_table: str, job_identity: Mapping[str, Any], log: Log
-) -> Iterator[Earlier]:
-    """Answers that nights after the last published one got before they stopped, oldest first.
+def lenders(
+    store: ProgressStore,
+    root: Path,
+    run_date: dt.date,
+    first_table: str,
+    *,
+    job_identity: Mapping[str, Any],
+    log: Log,
+    keep: bool = True,
+) -> list[dt.date]:
+    """The nights whose stores lend tonight their answers; chosen once, kept for a resume.
 
-    Only a store of the same job settings (partner, host, columns, pseudonym key) lends.
+    They are the nights after the last published one that never finished (paused at the
+    cap, stopped) and ran with the same job settings (partner, host, columns, pseudonym).
     """
+    known = store.get_meta(LENT_KEY)
+    if known is not None:
+        return [dt.date.fromisoformat(day) for day in json.loads(known)]
     published = earlier_nights(root, first_table, run_date)
     after = published[0][0] if published else dt.date.min
     nights = []
@@ -113,36 +127,62 @@ def unfinished_answers(
             day = dt.date.fromisoformat(folder.name)
         except ValueError:
             continue
-        if after < day < run_date and (folder / STORE_NAME).is_file():
+        path = folder / STORE_NAME
+        if after < day < run_date and path.is_file() and _same_job(path, job_identity, log):
             nights.append(day)
-    for day in sorted(nights):
-        yield from _store_answers(
-            root / WORK / day.isoformat() / STORE_NAME, day, job_identity, log
-        )
+    nights.sort()
+    if keep:
+        store.set_meta(LENT_KEY, json.dumps([day.isoformat() for day in nights]))
+    return nights
 
 
-def _store_answers(
-    path: Path, night: dt.date, job_identity: Mapping[str, Any], log: Log
-) -> Iterator[Earlier]:
-    """The answers one night's store got by asking (its carried copies have their source)."""
+def lent_answers(root: Path, nights: Iterable[dt.date], log: Log) -> Iterator[Earlier]:
+    """The answers the lending nights got by asking (their carried copies have their source)."""
     query = (
         "SELECT key, question, ?, state = 'done', result FROM items "
         "WHERE state != 'pending' AND NOT carried"
     )
-    try:
-        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        log.warning("not_borrowed", night=night.isoformat(), reason=str(exc)[:120])
-        return
-    with contextlib.closing(db):
+    for night in nights:
         try:
-            (identity,) = db.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()
-            theirs = json.loads(identity)
-            if any(theirs.get(key) != value for key, value in job_identity.items()):
-                log.info("not_borrowed", night=night.isoformat(), reason="other job settings")
-                return
-            for key, question, day, final, result in db.execute(query, (night.toordinal(),)):
-                record = json.loads(result)
-                yield Earlier(key, record, dt.date.fromordinal(day), bool(final), question)
-        except (sqlite3.Error, TypeError, ValueError) as exc:  # an older or unreadable store
+            with contextlib.closing(_read_only(root / WORK / night.isoformat() / STORE_NAME)) as db:
+                for key, question, day, final, result in db.execute(query, (night.toordinal(),)):
+                    record = json.loads(result)
+                    yield Earlier(key, record, dt.date.fromordinal(day), bool(final), question)
+        except sqlite3.Error as exc:  # gone or unreadable since: its customers are asked
             log.warning("not_borrowed", night=night.isoformat(), reason=str(exc)[:120])
+
+
+def retire(root: Path, nights: Iterable[dt.date], log: Log) -> None:
+    """Once tonight is published, the stores it borrowed from are spent: their answers live
+    on in tonight's partition, and each store holds its whole input, CIs included."""
+    for night in nights:
+        folder = root / WORK / night.isoformat()
+        lock = FolderLock(folder)
+        try:
+            lock.acquire()
+        except (DirLocked, OSError):  # being resumed right now: it stays
+            log.info("store_kept", night=night.isoformat(), reason="in use")
+            continue
+        try:
+            remove_store(folder / STORE_NAME)
+        finally:
+            lock.release()
+
+
+def _same_job(path: Path, job_identity: Mapping[str, Any], log: Log) -> bool:
+    try:
+        with contextlib.closing(_read_only(path)) as db:
+            (identity,) = db.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()
+            columns = {row[1] for row in db.execute("PRAGMA table_info(items)")}
+        theirs = json.loads(identity)
+    except (sqlite3.Error, TypeError, ValueError) as exc:  # an unreadable or unclaimed store
+        log.warning("not_borrowed", night=path.parent.name, reason=str(exc)[:120])
+        return False
+    if any(theirs.get(key) != value for key, value in job_identity.items()):
+        log.info("not_borrowed", night=path.parent.name, reason="other job settings")
+        return False
+    return "carried" in columns  # a store from before --max-age: what it holds is unranked
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from batch.asking import ask_all
-from batch.carry import Plan, plan_night, unfinished_answers
+from batch.carry import Plan, lenders, lent_answers, plan_night, retire
 from batch.contract import Earlier, Job, Tally
 from batch.dataset import append_run, check_layout, placer, prepare_root, run_log_path
 from batch.errors import (
@@ -136,6 +136,7 @@ class _Life:
         self.release = False
         self.layout: Layout | None = None
         self.plan: Plan | None = None
+        self.lent: list[dt.date] = []  # nights whose stores lent answers (batch.carry)
 
     def run(self, source: InputFile, layout: Layout, identity: dict[str, Any]) -> BatchResult:
         self.layout = layout
@@ -177,12 +178,14 @@ class _Life:
         root, day, max_age = settings.dataset_root, settings.run_date, settings.max_age
         if max_age is None or day is None:
             return
+        keep = not settings.dry_run
         earlier: Iterable[Earlier] = self.job.earlier()
         if root is not None:
             first, identity = self.job.tables()[0].name, self.job.identity()
-            lent = unfinished_answers(root, day, first, identity, self.log)
-            earlier = itertools.chain(earlier, lent)
-        keep = not settings.dry_run
+            self.lent = lenders(
+                self.store, root, day, first, job_identity=identity, log=self.log, keep=keep
+            )
+            earlier = itertools.chain(earlier, lent_answers(root, self.lent, self.log))
         self.plan = plan_night(self.store, earlier, day, max_age, self.log, keep=keep)
 
     def _leave_stop_summary(self, exc: RunError) -> None:
@@ -240,6 +243,7 @@ class _Life:
         if into_dataset:
             assert root is not None
             self._log_run(summary)  # last: a reader who trusts the run log sees whole nights
+            retire(root, self.lent, self.log)
             self.log.info("published", dataset=str(root))
             self.job.after_publish(
                 {path.name.split(".", 1)[0]: path for path in published}, run_log_path(root)

@@ -291,6 +291,8 @@ def test_a_night_left_paused_lends_its_answers_to_the_next(sandbox, tmp_path: Pa
     assert len(done) == 30
     assert set(done[done.ci.isin(answered_first)].asked_on.astype(str)) == {"2026-11-01"}
     assert summary(root, "2026-11-02")["carried"] == len(answered_first)
+    # Spent: its answers live on in the 2nd's partition, and it held every CI.
+    assert not (root / ".work" / "2026-11-01" / ".progress.sqlite").exists()
 
 
 def full_check(sandbox, tmp_path: Path, root: Path, day: str, people: People) -> None:
@@ -316,16 +318,15 @@ def test_a_paused_night_lends_nothing_once_a_later_night_finished(sandbox, tmp_p
     people = customers(30)
     root = tmp_path / "ds"
     pause(sandbox, tmp_path, root, "2026-11-01", people, cap=12)
-    night(sandbox, tmp_path, root, "2026-11-02", people)
     sandbox.sandbox.configure(answer_salt="changed")
-    full_check(sandbox, tmp_path, root, "2026-11-03", people)
+    full_check(sandbox, tmp_path, root, "2026-11-03", people)  # asks all, lends from nothing
     newest = table(root, "reconciled", "2026-11-03")
+    assert (root / ".work" / "2026-11-01" / ".progress.sqlite").exists()
 
-    # The 1st's store is still there, older than the finished 3rd: it must not be replayed.
+    # The 1st's store is older than the finished 3rd: it must not be replayed over it.
     night(sandbox, tmp_path, root, "2026-11-04", people)
     assert asked(sandbox) == []
-    carried = table(root, "reconciled", "2026-11-04")
-    pd.testing.assert_frame_equal(carried, newest)
+    pd.testing.assert_frame_equal(table(root, "reconciled", "2026-11-04"), newest)
     assert set(table(root, "changes", "2026-11-04").event) == set()
     night(sandbox, tmp_path, root, "2026-11-09", people)  # the 3rd's answers are 6 nights old
     assert asked(sandbox) == []
