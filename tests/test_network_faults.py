@@ -255,6 +255,16 @@ def test_answers_the_job_cannot_use_stop_it_early(sandbox, tmp_path, fault: Faul
     assert not (out / "reconciled.parquet").exists()
 
 
+def _high_water(pid: int) -> int:
+    """VmHWM of a live process in bytes (0 once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, flags=re.M)
+    return int(found.group(1)) * 1024 if found else 0
+
+
 def run_process(args: list[str], folder: Path, timeout: float) -> tuple[int, str, int]:
     """The CLI as a process of its own: exit code, stderr, and its peak memory in bytes."""
     stderr = folder / "stderr.txt"
@@ -267,11 +277,15 @@ def run_process(args: list[str], folder: Path, timeout: float) -> tuple[int, str
             stderr=err,
         )
     deadline = time.monotonic() + timeout
+    peak = 0
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # its own rusage, no one else's
+        # Its own memory's high-water mark: wait4's ru_maxrss would also hold this test
+        # process's size at the fork, which Linux carries across exec.
+        peak = max(peak, _high_water(proc.pid))
+        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, stderr.read_text(), usage.ru_maxrss * 1024
+            return proc.returncode, stderr.read_text(), peak
         if time.monotonic() > deadline:
             proc.kill()
             proc.wait()
@@ -309,4 +323,4 @@ def test_endless_headers_and_huge_bodies_fail_their_customers_only(sandbox, tmp_
     stats = sandbox.sandbox.stats
     # 8 hostile answers of 512 MiB each: the job hung up on every one long before its end...
     assert stats.streamed_bytes < 256 * 2**20
-    assert peak < 400 * 2**20  # ...and its memory stayed what a run takes (about 150 MiB)
+    assert 50 * 2**20 < peak < 400 * 2**20  # ...and its memory stayed what a run takes (~150 MiB)
