@@ -261,7 +261,7 @@ def _high_water(pid: int) -> int:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0
-    found = re.search(r"^VmHWM:\s+(\d+) kB", status, flags=re.M)
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, flags=re.MULTILINE)
     return int(found.group(1)) * 1024 if found else 0
 
 
