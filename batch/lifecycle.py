@@ -107,7 +107,10 @@ def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchRes
             result = life.run(source, layout, identity)
         finally:
             store.close()
-            if life.release:  # nothing was asked: the corrected input needs no fresh start
+            # Nothing was asked: the corrected input needs no fresh start. A dry run's own
+            # store goes too (it holds the whole input); one it found stays, for the resume.
+            dry = settings.dry_run and not life.resumed and not settings.keep_progress
+            if life.release or dry:
                 ProgressStore.remove(store.path)
         if life.clean and not settings.keep_progress:
             # Nothing is left to ask: the store (the input's keys, and its values) goes.

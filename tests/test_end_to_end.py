@@ -447,6 +447,25 @@ def test_dry_run_validates_and_sends_nothing(sandbox, sample, tmp_path: Path) ->
     assert re.search(r"to_ask\s+60\b", result.stdout)
     assert len(pd.read_csv(tmp_path / "out" / "rejects.csv", encoding="utf-8-sig")) == 6
     assert not (tmp_path / "out" / "reconciled.parquet").exists()
+    assert not (tmp_path / "out" / ".progress.sqlite").exists()  # it held every CI and name
+
+
+def test_a_dry_run_on_a_paused_folder_keeps_its_progress(sandbox, sample, tmp_path: Path) -> None:
+    path, _ = sample
+    out = tmp_path / "out"
+    sandbox.sandbox.configure(daily_cap=20)
+    paused = job(sandbox, path, out, "--daily-reserve", "0", "--concurrency", "1")
+    assert paused.exit_code == 4, paused.stderr
+    dry = job(sandbox, path, out, "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert (out / ".progress.sqlite").exists()  # the paused night's answers, for its resume
+    sandbox.sandbox.configure(daily_cap=None)
+    sandbox.sandbox.reset_day()
+    sandbox.sandbox.reset_stats()
+    resumed = job(sandbox, path, out)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.summary()["resumed"] is True
+    assert sandbox.sandbox.stats.requests < 2 * 60  # only what the paused night left
 
 
 def test_outputs_are_not_world_readable(sandbox, sample, tmp_path: Path) -> None:
