@@ -118,7 +118,7 @@ def _print_read(read: dict[str, Any]) -> None:
 
 
 def report_line(path: Path) -> str:
-    return f"report: member-recon report {shlex.quote(str(path))}"
+    return f"for a report page, run: member-recon report {shlex.quote(str(path))}"
 
 
 def say_too_many_errors(summary: dict[str, Any], max_error_rate: float) -> None:

@@ -176,7 +176,7 @@ def test_exit_1_says_the_error_fraction_and_the_top_reasons(sandbox, tmp_path: P
             "result 'maybe'"
         )
     ]
-    assert f"report: member-recon report {tmp_path / 'out'}" in result.stdout
+    assert f"for a report page, run: member-recon report {tmp_path / 'out'}" in result.stdout
 
 
 def to_old_layout(root: Path) -> None:

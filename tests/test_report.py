@@ -98,7 +98,7 @@ def run_folder(sandbox, tmp_path: Path) -> tuple[Path, list[tuple[str, str]]]:
     path = write_csv(tmp_path / "in.csv", rows)
     result = job(sandbox, path, tmp_path / "run", "--max-error-rate", "0.5", "--rate", "200")
     assert result.exit_code == 0, result.stderr
-    assert f"report: member-recon report {tmp_path / 'run'}" in result.stdout
+    assert f"for a report page, run: member-recon report {tmp_path / 'run'}" in result.stdout
     return tmp_path / "run", people
 
 
@@ -160,7 +160,7 @@ def test_a_stopped_run_still_gets_a_report_from_its_samples(sandbox, tmp_path: P
     path = write_csv(tmp_path / "in.csv", customers(40))
     paused = job(sandbox, path, tmp_path / "run", "--concurrency", "2")
     assert paused.exit_code == 4
-    assert f"report: member-recon report {tmp_path / 'run'}" in paused.stderr
+    assert f"for a report page, run: member-recon report {tmp_path / 'run'}" in paused.stderr
     assert not (tmp_path / "run" / "timeline.parquet").exists()
     assert run_cli(["report", str(tmp_path / "run")]).exit_code == 0
     text = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
