@@ -250,7 +250,10 @@ class KoscomJob:
         events: dict[str, int] = {}
         for event in changes.column("event").to_pylist():
             events[event] = events.get(event, 0) + 1
-        return {"changes": dict(sorted(events.items()))}
+        extra: dict[str, Any] = {"changes": dict(sorted(events.items()))}
+        if settings.max_age is not None:  # how stale tonight's answers are, for the report
+            extra["asked_on"] = _asked_on_counts(written["reconciled"])
+        return extra
 
     def summary(self, tally: Tally) -> dict[str, Any]:
         return summary_of(tally, self.settings, self.request_figures())
@@ -283,3 +286,12 @@ class KoscomJob:
         for url in self.settings.sinks:
             load(url, published, self.settings.run_date, run_log)
             self._log.info("loaded", sink=urlsplit(url).scheme)
+
+
+def _asked_on_counts(reconciled: Path) -> dict[str, int]:
+    """Customers by the run date that asked their answer, newest first."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    counts = pq.read_table(reconciled, columns=["asked_on"]).column("asked_on").value_counts()
+    found = {str(entry["values"]): int(entry["counts"]) for entry in counts.to_pylist()}
+    return dict(sorted(found.items(), reverse=True))

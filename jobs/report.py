@@ -156,6 +156,9 @@ def run_section(
         charts.reason_bars(errors, "Errors by reason · 오류 사유") if errors else None,
         "No customer ended in error. · 오류 없음",
     )
+    asked_on = dict(summary.get("customers_by_asked_on") or {})
+    if asked_on:  # under --max-age: how old tonight's answers are
+        page.chart(charts.reason_bars(asked_on, "Answers by the night that asked them · 조회일"))
     page.chart(charts.rate_line(samples), "No request timeline was kept for this run.")
     page.chart(
         charts.reason_bars(rejects, "Rejected rows by reason · 제외 사유") if rejects else None,

@@ -80,6 +80,8 @@ def summary_of(tally: Tally, settings: RunSettings, figures: Mapping[str, Any]) 
     )
     if "changes" in tally.extra:
         summary["changes"] = tally.extra["changes"]
+    if "asked_on" in tally.extra:
+        summary["customers_by_asked_on"] = tally.extra["asked_on"]
     summary["input_sha256"] = tally.extra.get("input_sha256")
     return summary
 

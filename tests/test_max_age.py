@@ -86,11 +86,14 @@ def test_each_night_asks_exactly_the_new_and_the_aged_out(sandbox, tmp_path: Pat
     three = table(root, "reconciled", "2026-11-08").set_index("ci")
     assert set(three.loc[list(cis(joining))].asked_on.astype(str)) == {"2026-11-02"}
 
+    by_night = summary(root, "2026-11-08")["customers_by_asked_on"]
+    assert by_night == {"2026-11-08": 27, "2026-11-02": 10}  # newest first
     report = run_cli(["report", str(root)])
     assert report.exit_code == 0, report.stderr
     page = (root / "report.html").read_text(encoding="utf-8")
     # The latest night carried the ten who joined on the 2nd.
     assert '<div class="v">10</div><div class="k">carried · 재사용</div>' in page
+    assert "Answers by the night that asked them" in page
 
 
 def test_carried_rows_equal_their_source_and_are_no_change(sandbox, tmp_path: Path) -> None:
