@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import KEY, finish_job, job_command, sandbox, start, stats
+from harness import KEY, finish_job, job_command, sandbox, start, stats
 
 from jobs.sandbox import synthetic_ci, synthetic_name
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+from harness import KEY, control, finish_job, sandbox, start, stats
 from month import SPIKE, Base, dataset_command, print_table
-from run import KEY, control, finish_job, sandbox, start, stats
 
 PAUSED = 4
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import KEY, PY, ROOT, job_command, make_input, sandbox
+from harness import KEY, PY, ROOT, job_command, make_input, sandbox
 
 # The job's steps by function name, not line: jobs/job.py moves under refactoring.
 PHASES = {

@@ -10,216 +10,35 @@ what each figure measures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jobs.sandbox import synthetic_ci, synthetic_name  # noqa: E402
+from gateway import gateway_limit_figures, outage_figures  # noqa: E402
+from harness import (  # noqa: E402
+    PY,
+    OtherLoad,
+    Row,
+    Run,
+    make_input,
+    median,
+    run_job,
+    run_naive,
+    sandbox,
+    stats,
+)
 
-KEY = "bench-key-0123456789"
-PY = sys.executable
-SETTLED_AFTER = 5.0  # seconds: the gateway-limit figure also reports what follows them
-OUTAGE_RATE = 100
-OUTAGE_CUSTOMERS = 500  # 10 s of asking at 100 req/s: 3 before the outage, 7 after it
 BUSY = 0.2  # cores used by other processes during a group, above which it is run again
 GROUPS = "quota, gateway, outage, speed, memory, startup"
-
-Row = tuple[str, str, str, bool]  # figure, value, target, ok
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """One process run: wall seconds, CPU seconds (user + sys), peak RSS, exit, summary."""
-
-    wall: float
-    cpu: float
-    rss_kib: int
-    exit_code: int
-    summary: dict = field(default_factory=dict)
-
-
-@contextmanager
-def sandbox(*flags: str) -> Iterator[str]:
-    """A sandbox process; yields its base URL."""
-    with tempfile.TemporaryDirectory() as folder:
-        ready = Path(folder) / "url"
-        proc = subprocess.Popen(
-            [PY, "-m", "jobs", "sandbox", "--port", "0", "--ready-file", str(ready), *flags],
-            env={**os.environ, "SANDBOX_API_KEY": KEY},
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            for _ in range(200):
-                if ready.exists() and ready.read_text().strip():
-                    break
-                time.sleep(0.05)
-            yield ready.read_text().strip()
-        finally:
-            proc.terminate()
-            proc.wait(10)
-
-
-def stats(base_url: str) -> dict:
-    """The sandbox's counters (`/_sandbox/stats`)."""
-    root = base_url.split("/v1/", maxsplit=1)[0]
-    with urllib.request.urlopen(f"{root}/_sandbox/stats", timeout=10) as answer:
-        return json.load(answer)
-
-
-def control(base_url: str, path_and_query: str) -> float:
-    """POST to a sandbox control endpoint; the monotonic time halfway through the call."""
-    root = base_url.split("/v1/", maxsplit=1)[0]
-    request = urllib.request.Request(f"{root}{path_and_query}", method="POST")
-    before = time.monotonic()
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        answer.read()
-    return (before + time.monotonic()) / 2
-
-
-def make_input(folder: Path, n: int) -> Path:
-    path = folder / f"customers_{n}.csv"
-    if not path.exists():
-        with path.open("w", encoding="utf-8") as out:
-            out.write("ci,kor_name\n")
-            for i in range(n):
-                ci = synthetic_ci(i, "bench")
-                out.write(f"{ci},{synthetic_name(ci)}\n")
-    return path
-
-
-def job_command(base_url: str, path: Path, out: Path, *flags: str) -> list[str]:
-    """The CLI invocation every figure runs: the sandbox's partner, JSON logs."""
-    return [
-        PY,
-        "-m",
-        "jobs",
-        "run",
-        str(path),
-        "--base-url",
-        base_url,
-        "--com-id",
-        "F0995",
-        "--srv-id",
-        "297",
-        "--out",
-        str(out),
-        "--log-format",
-        "json",
-        *flags,
-    ]
-
-
-def start(command: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen, float]:
-    proc = subprocess.Popen(
-        command,
-        env={**os.environ, **(env or {})},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return proc, time.monotonic()
-
-
-def finish(proc: subprocess.Popen, started: float) -> Run:
-    """Wait for `proc` with wait4: its own CPU seconds and peak RSS, not the machine's."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return Run(
-        wall=time.monotonic() - started,
-        cpu=usage.ru_utime + usage.ru_stime,
-        rss_kib=usage.ru_maxrss,
-        exit_code=proc.returncode,
-    )
-
-
-def start_job(base_url: str, path: Path, out: Path, *flags: str) -> tuple[subprocess.Popen, float]:
-    return start(job_command(base_url, path, out, *flags), {"KOSCOM_API_KEY": KEY})
-
-
-def finish_job(
-    proc: subprocess.Popen, started: float, out: Path, exits: tuple[int, ...] | None = (0, 1)
-) -> Run:
-    """The job's run, with its summary; an exit outside `exits` (None: any) fails the bench."""
-    run = finish(proc, started)
-    if exits is not None and run.exit_code not in exits:
-        raise RuntimeError(f"job exited {run.exit_code}")
-    summary_path = out / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    return Run(run.wall, run.cpu, run.rss_kib, run.exit_code, summary)
-
-
-def run_job(base_url: str, path: Path, out: Path, *flags: str) -> Run:
-    return finish_job(*start_job(base_url, path, out, *flags), out)
-
-
-def run_naive(base_url: str, path: Path, rate: float | None = None) -> Run:
-    """The naive client on `path`, unthrottled or paced at `rate` req/s."""
-    command = [PY, str(ROOT / "bench" / "naive_client.py"), base_url, str(path), KEY]
-    run = finish(*start([*command, *([str(rate)] if rate else [])]))
-    if run.exit_code != 0:
-        raise RuntimeError(f"naive client exited {run.exit_code}")
-    return run
-
-
-def wait_until(condition: Callable[[], bool], proc: subprocess.Popen, poll: float = 0.01) -> bool:
-    """Poll `condition` until it holds (True) or `proc` has ended (False)."""
-    while proc.poll() is None:
-        if condition():
-            return True
-        time.sleep(poll)
-    return False
-
-
-class OtherLoad:
-    """CPU used by processes other than the bench's own, from /proc/stat, per figure."""
-
-    def __init__(self) -> None:
-        self.by_figure: dict[str, float] = {}  # cores in use by others, on average
-
-    @staticmethod
-    def _snapshot() -> tuple[float, float, float]:
-        """(busy CPU seconds of the machine, of this process and its children, wall)."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        try:
-            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        except OSError:  # not Linux: no figure
-            return 0.0, 0.0, time.monotonic()
-        idle = int(fields[3]) + int(fields[4])  # idle + iowait
-        busy = (sum(int(f) for f in fields[:8]) - idle) / ticks
-        own = sum(
-            resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
-            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-        )
-        return busy, own, time.monotonic()
-
-    @contextmanager
-    def measure(self, figure: str) -> Iterator[None]:
-        busy, own, wall = self._snapshot()
-        yield
-        busy_after, own_after, wall_after = self._snapshot()
-        others = (busy_after - busy) - (own_after - own)
-        self.by_figure[figure] = max(0.0, others) / max(wall_after - wall, 1e-9)
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def quota_figures(
@@ -258,134 +77,6 @@ def quota_figures(
             )
         )
     return rows, job_runs
-
-
-def gateway_limit_run(work: Path, limit: int, seconds: float, headers: bool, i: int) -> dict:
-    """The job at `--rate 2L` against a sandbox limiting L req/s, with its counters over time."""
-    path = make_input(work, int(limit * seconds / 2))
-    out = work / f"g{limit}{'h' if headers else ''}-{i}"
-    flags = ("--rate-limit", str(limit), *(("--limit-headers",) if headers else ()))
-    with sandbox(*flags) as url:
-        proc, started = start_job(
-            url, path, out, "--rate", str(2 * limit), "--concurrency", "64", "--fresh"
-        )
-        settled = None
-        if wait_until(lambda: stats(url)["requests"] > 0, proc):
-            first = time.monotonic()
-            while proc.poll() is None and time.monotonic() < first + SETTLED_AFTER:
-                time.sleep(0.05)
-            if proc.poll() is None:
-                settled = (stats(url), time.monotonic() - first)
-        finish_job(proc, started, out)
-        seen = stats(url)
-    accepted = seen["requests"] - seen["over_limit"]
-    result = {
-        "achieved": (accepted - 1) / seen["span_s"] / limit if seen["span_s"] else 0.0,
-        "share": seen["over_limit"] / seen["requests"],
-        "achieved_after": None,
-        "share_after": None,
-    }
-    if settled is not None and seen["span_s"] > settled[1]:
-        early, at = settled
-        later = seen["requests"] - early["requests"]
-        over = seen["over_limit"] - early["over_limit"]
-        result["achieved_after"] = (later - over) / (seen["span_s"] - at) / limit
-        result["share_after"] = over / later if later else 0.0
-    return result
-
-
-def gateway_limit_figures(
-    work: Path, limits: tuple[int, ...], seconds: float, runs: int
-) -> list[Row]:
-    """Achieved share of the gateway's limit and share of 429s, `--rate` at twice the limit."""
-    rows: list[Row] = []
-    for limit in limits:
-        for headers in (False, True):
-            results = [gateway_limit_run(work, limit, seconds, headers, i) for i in range(runs)]
-            achieved = median([r["achieved"] for r in results])
-            share = median([r["share"] for r in results])
-            afters = [r for r in results if r["achieved_after"] is not None]
-            settled = (
-                f" (after {SETTLED_AFTER:.0f} s: "
-                f"{median([r['achieved_after'] for r in afters]):.1%} / "
-                f"{median([r['share_after'] for r in afters]):.2%})"
-                if afters
-                else ""
-            )
-            stated = "stated in headers" if headers else "not stated"
-            name = f"gateway {limit} req/s ({stated}), --rate {2 * limit}, {seconds:.0f} s"
-            rows.append(
-                (
-                    f"{name}: achieved / 429 share (median of {runs})",
-                    f"{achieved:.1%} / {share:.2%}{settled}",
-                    ">= 90% / <= 5%",
-                    achieved >= 0.9 and share <= 0.05,
-                )
-            )
-    return rows
-
-
-def outage_run(work: Path, concurrency: int, down: float, i: int) -> dict:
-    """A `down`-second html outage at 100 req/s, started once the job is under way."""
-    path = make_input(work, OUTAGE_CUSTOMERS)
-    out = work / f"o{concurrency}-{i}"
-    with sandbox() as url:
-        proc, started = start_job(
-            url, path, out, "--rate", str(OUTAGE_RATE), "--concurrency", str(concurrency), "--fresh"
-        )
-        recovery = None
-        if wait_until(lambda: stats(url)["requests"] >= 3 * OUTAGE_RATE, proc, 0.05):
-            ends = control(url, f"/_sandbox/outage?seconds={down}&kind=html") + down
-            answered = sum(stats(url)["answered"].values())
-            while proc.poll() is None and time.monotonic() < ends - 0.2:
-                time.sleep(0.05)
-            if wait_until(lambda: sum(stats(url)["answered"].values()) > answered, proc):
-                recovery = time.monotonic() - ends
-        run = finish_job(proc, started, out, exits=None)
-        seen = stats(url)
-    return {
-        "exit": run.exit_code,
-        "error": run.summary.get("error"),
-        "in_outage": seen["in_outage"],
-        "recovery": recovery,
-    }
-
-
-def outage_figures(work: Path, concurrencies: tuple[int, ...], down: float, runs: int) -> list[Row]:
-    rows: list[Row] = []
-    for concurrency in concurrencies:
-        results = [outage_run(work, concurrency, down, i) for i in range(runs)]
-        where = f"outage {down:.0f} s (html) at {OUTAGE_RATE} req/s, --concurrency {concurrency}"
-        exits = sorted({r["exit"] for r in results})
-        errors = [r["error"] for r in results]  # None: the run wrote no summary
-        worst = "?" if None in errors else str(max(errors))
-        rows.append(
-            (
-                f"{where}: exit code / customers in error (all {runs} runs)",
-                f"{'/'.join(map(str, exits))} / {worst}",
-                "0 / 0",
-                exits == [0] and worst == "0",
-            )
-        )
-        sent = median([r["in_outage"] for r in results])
-        rows.append(
-            (
-                f"{where}: requests sent into it (median of {runs})",
-                f"{sent:.0f} (most {max(r['in_outage'] for r in results)})",
-                "<= 100",
-                sent <= 100,
-            )
-        )
-        recoveries = [r["recovery"] for r in results if r["recovery"] is not None]
-        rows.append(
-            (
-                f"{where}: seconds from its end to the first answer (median of {runs})",
-                f"{median(recoveries):.1f} s" if recoveries else "none",
-                "",
-                bool(recoveries),
-            )
-        )
-    return rows
 
 
 def speed_figures(work: Path, runs: int) -> list[Row]:
