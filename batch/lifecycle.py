@@ -31,6 +31,7 @@ from batch.asking import ask_all
 from batch.carry import Plan, lenders, lent_answers, plan_night, retire
 from batch.contract import Earlier, Job, Tally
 from batch.dataset import append_run, check_layout, placer, prepare_root, run_log_path
+from batch.early import open_input, stopped_by
 from batch.errors import (
     AbortError,
     AccountingError,
@@ -51,7 +52,7 @@ from batch.folder import (
     forget,
     mark_finished,
 )
-from batch.ingest import check_input, claim, identity_of, ingest
+from batch.ingest import check_input, claim, ingest
 from batch.lock import FolderLock
 from batch.log import Log
 from batch.reader import InputFile, Layout
@@ -86,16 +87,7 @@ def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchRes
             names = [f"{table}.{ext}" for table in tables for ext in FORMATS]
             extra = [*job.extra_outputs, "rejects.csv", "summary.json", TIMELINE_NAME]
             forget(out_dir, [*names, *extra])
-        source = InputFile.open(
-            settings.input_path,
-            settings.encoding,
-            settings.sheet,
-            settings.legacy_encodings,
-            delimiter=settings.delimiter,
-            header_row=settings.header_row,
-        )
-        layout = source.layout(job.columns())
-        identity = identity_of(job, settings, source)
+        source, layout, identity = open_input(job, settings, log, started)
         finished = finished_before(out_dir, identity)
         if finished is not None:
             log.info("finished_before", folder=str(out_dir))
@@ -167,7 +159,7 @@ class _Life:
                 return self._finish(state="done" if stop is None else "paused", stop=stop)
             except KeyboardInterrupt as interrupt:  # a signal outside the asking phase
                 signum = interrupt.args[0] if interrupt.args else signal.SIGINT
-                raise Interrupted(_stopped_by(signum), signum) from None
+                raise Interrupted(stopped_by(signum), signum) from None
         except RunError as exc:
             if isinstance(exc, AbortError | Interrupted | ConfigurationError | StoreError):
                 self._leave_stop_summary(exc)
@@ -340,11 +332,6 @@ def _state_of(error: RunError) -> str:
         if isinstance(error, kind):
             return state
     return "failed"
-
-
-def _stopped_by(signum: int) -> str:
-    name = signal.Signals(signum).name
-    return f"stopped by {name}; progress is saved: run the same command again to resume"
 
 
 def _now() -> dt.datetime:

@@ -381,3 +381,22 @@ def test_a_store_from_before_the_asking_order_resumes(words: Path, tmp_path: Pat
     run_words(words, out, again)
     assert lengths(out) == EXPECTED
     assert sum(again.behaviour.asked.values()) == 8 - 3
+
+
+class _SignalledWhileHashing(WordJob):
+    """A SIGTERM arriving as the input's hash is taken, before the folder is claimed."""
+
+    def identity(self) -> dict[str, Any]:
+        raise KeyboardInterrupt(signal.SIGTERM)
+
+
+def test_a_signal_before_the_folder_is_claimed_still_leaves_a_summary(
+    words: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted) as stopped:
+        run_words(words, out, _SignalledWhileHashing())
+    assert stopped.value.signum == signal.SIGTERM
+    assert summary(out)["state"] == "stopped"
+    assert "stopped by SIGTERM" in summary(out)["reason"]
+    assert not (out / STORE_NAME).exists()  # nothing was read: a rerun starts afresh
