@@ -1,4 +1,4 @@
-"""Opening the input before the folder is claimed, and a run a signal stops meanwhile.
+"""Opening the input before the folder is claimed, and the summary of a run that stops early.
 
 Nothing was read into the store yet, but the contract still owes the folder a
 `summary.json` saying the run stopped and why, and a dataset its run-log row.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import signal
+import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from batch.contract import Job, Tally
@@ -70,13 +72,29 @@ def stopped_early(
         finished_at=dt.datetime.now(dt.UTC),
         extra={"stopped_by": stop},
     )
+    leave_stop_summary(job, settings, log, lambda: job.summary(tally), log_run=True)
+
+
+def leave_stop_summary(
+    job: Job[Any, Any],
+    settings: BatchSettings,
+    log: Log,
+    summary_of: Callable[[], dict[str, Any]],
+    *,
+    log_run: bool,
+) -> bool:
+    """summary.json, and with `log_run` the dataset's run-log row, of a run that stopped
+    early; True once the row is logged. A broken store or a full disk may forbid it: the
+    exit code still says what happened."""
     try:
-        summary = job.summary(tally)
+        summary = summary_of()
         with OutputSet(settings.out_dir, mode=settings.file_mode) as outputs:
             write_json(outputs.aside("summary.json"), summary)
             outputs.publish()
-        if settings.dataset_root is not None:
+        if log_run and settings.dataset_root is not None:
             row, schema = job.run_log(summary)
             append_run(settings.dataset_root, row, schema, settings.file_mode)
-    except OSError as second:  # a full disk may forbid it: the exit code still says stopped
+            return True
+    except (OSError, sqlite3.Error) as second:
         log.warning("no_summary", reason=f"{type(second).__name__}: {second}"[:200])
+    return False

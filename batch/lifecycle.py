@@ -23,7 +23,6 @@ import datetime as dt
 import itertools
 import json
 import signal
-import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -31,7 +30,7 @@ from batch.asking import ask_all
 from batch.carry import Plan, lenders, lent_answers, plan_night, retire
 from batch.contract import Earlier, Job, Tally
 from batch.dataset import append_run, check_layout, placer, prepare_root, run_log_path
-from batch.early import open_input, stopped_by
+from batch.early import leave_stop_summary, open_input, stopped_by
 from batch.errors import (
     AbortError,
     AccountingError,
@@ -184,15 +183,15 @@ class _Life:
         self.plan = plan_night(self.store, earlier, day, max_age, self.log, keep=keep)
 
     def _leave_stop_summary(self, exc: RunError) -> None:
-        """summary.json for a run that stopped early; a broken store or disk may forbid it."""
-        try:
-            summary = self._summary(_state_of(exc), exc, None)
-            with OutputSet(self.settings.out_dir, mode=self.settings.file_mode) as outputs:
-                write_json(outputs.aside("summary.json"), summary)
-                outputs.publish()
-            self._log_run(summary)
-        except (OSError, sqlite3.Error) as second:
-            self.log.warning("no_summary", reason=f"{type(second).__name__}: {second}"[:200])
+        """summary.json (and the run-log row) for a run that stopped early."""
+        logged = leave_stop_summary(
+            self.job,
+            self.settings,
+            self.log,
+            lambda: self._summary(_state_of(exc), exc, None),
+            log_run=not self.logged,
+        )
+        self.logged = self.logged or logged
 
     def _ask(self) -> RunError | None:
         counts = self.store.counts()

@@ -278,9 +278,14 @@ class ProgressStore:
     def counts(self) -> dict[str, int]:
         """Items by state, and rejects."""
         with self._saving():
-            found = dict(self._db.execute("SELECT state, count(*) FROM items GROUP BY state"))
+            found: dict[str, int] = {}
+            carried = 0
+            for state, is_carried, n in self._db.execute(
+                "SELECT state, carried, count(*) FROM items GROUP BY state, carried"
+            ):
+                found[state] = found.get(state, 0) + n
+                carried += n if is_carried else 0
             (rejected,) = self._db.execute("SELECT count(*) FROM rejects").fetchone()
-            (carried,) = self._db.execute("SELECT count(*) FROM items WHERE carried").fetchone()
         return {
             "pending": int(found.get("pending", 0)),
             "done": int(found.get("done", 0)),
