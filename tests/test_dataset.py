@@ -316,3 +316,53 @@ def test_bad_dataset_options_are_exit_2(sandbox, tmp_path: Path, args, message) 
     assert result.exit_code == 2
     assert message in result.stderr
     assert "secret" not in result.stderr
+
+
+def test_sinks_made_by_schema_1_gain_the_new_columns_and_never_wait_on_readers(
+    sandbox, postgres: str, tmp_path: Path
+) -> None:
+    os.environ["PGPASSWORD"] = PG_PASSWORD
+    try:
+        with psycopg.connect(postgres, autocommit=True) as admin:
+            admin.execute("DROP DATABASE IF EXISTS sink_upgrade")
+            admin.execute("CREATE DATABASE sink_upgrade")
+    finally:
+        del os.environ["PGPASSWORD"]
+    pg_url = postgres.rsplit("/", 1)[0] + "/sink_upgrade"
+    duck = tmp_path / "bi.duckdb"
+    sinks = ("--sink", f"duckdb:///{duck}", "--sink", pg_url)
+    env = {"PGPASSWORD": PG_PASSWORD, "PGOPTIONS": "-c lock_timeout=5s"}
+    root, path = tmp_path / "ds", write_csv(tmp_path / "in.csv", customers(12))
+    assert dataset_run(sandbox, path, root, "2026-11-01", *sinks, **env).exit_code == 0
+    # The sinks as schema 1 made them: no asked_on, and a run log without asked / carried.
+    drops = ("ALTER TABLE reconciled DROP COLUMN asked_on", "ALTER TABLE runs DROP COLUMN asked")
+    with duckdb.connect(str(duck)) as con:
+        for statement in drops:
+            con.execute(statement)
+    os.environ["PGPASSWORD"] = PG_PASSWORD
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as pg:
+            for statement in drops:
+                pg.execute(statement)
+        second = dataset_run(sandbox, path, root, "2026-11-02", *sinks, **env)
+        assert second.exit_code == 0, second.stderr
+        with psycopg.connect(pg_url) as reader:  # a dashboard's open transaction
+            reader.execute("SELECT count(*) FROM reconciled").fetchone()
+            # The columns exist now: loading takes no lock a reader holds (else lock_timeout).
+            third = dataset_run(sandbox, path, root, "2026-11-03", *sinks, **env)
+            assert third.exit_code == 0, third.stderr
+            reader.rollback()
+            rows = reader.execute(
+                "SELECT run_date::text, count(asked_on) FROM reconciled GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+            asked = reader.execute("SELECT count(asked) FROM runs").fetchone()
+    finally:
+        del os.environ["PGPASSWORD"]
+    expected = [("2026-11-01", 0), ("2026-11-02", 12), ("2026-11-03", 12)]
+    assert rows == expected  # the first night's rows keep null: schema 1 had none
+    assert asked == (3,)  # the run log is loaded whole, from the dataset's own log
+    with duckdb.connect(str(duck)) as con:
+        got = con.execute(
+            "SELECT run_date::varchar, count(asked_on) FROM reconciled GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    assert got == expected
