@@ -241,6 +241,27 @@ def print_totals(nights: list[Night], total: dict[str, Any], wall: float) -> Non
     print(f"wall time: {wall:.0f} s")
 
 
+def scenario(args: argparse.Namespace, first: dt.date) -> str:
+    """The month's first line: its nights, base, churn and --max-age."""
+    return (
+        f"{args.nights} nights from {first}, {args.customers:,} customers on night 1, "
+        f"+{args.join:.1%} / -{args.leave:.1%} of the base a night (seed {args.seed}), "
+        f"--max-age {args.max_age}"
+    )
+
+
+def save(
+    args: argparse.Namespace, nights: Sequence[Any], total: dict[str, Any], wall: float
+) -> None:
+    """`--json`: the scenario, every night's figures and the totals."""
+    document = {
+        "scenario": {k: v for k, v in vars(args).items() if k != "json"},
+        "nights": [asdict(n) for n in nights],
+        "totals": {**total, "wall_s": round(wall, 1)},
+    }
+    args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--customers", type=int, default=20_000, help="customers on night 1")
@@ -270,12 +291,7 @@ def main() -> None:
 
         run_capped(args, first)
         return
-    print(
-        f"{args.nights} nights from {first}, {args.customers:,} customers on night 1, "
-        f"+{args.join:.1%} / -{args.leave:.1%} of the base a night (seed {args.seed}), "
-        f"--max-age {args.max_age}",
-        flush=True,
-    )
+    print(scenario(args, first), flush=True)
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="member-recon-month-"))
     base = Base(args.customers, args.seed)
@@ -300,13 +316,7 @@ def main() -> None:
     total = totals(nights, args.customers, args.max_age)
     print_totals(nights, total, wall)
     if args.json:
-        scenario = {k: v for k, v in vars(args).items() if k != "json"}
-        document = {
-            "scenario": scenario,
-            "nights": [asdict(n) for n in nights],
-            "totals": {**total, "wall_s": round(wall, 1)},
-        }
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        save(args, nights, total, wall)
 
 
 if __name__ == "__main__":

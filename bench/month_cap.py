@@ -26,7 +26,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 from harness import KEY, control, finish_job, sandbox, start, stats
-from month import SPIKE, Base, dataset_command, print_table
+from month import SPIKE, Base, dataset_command, print_table, save, scenario
 
 PAUSED = 4
 
@@ -300,12 +300,7 @@ def print_totals(nights: list[CappedNight], total: dict[str, Any], wall: float) 
 def run_capped(args: argparse.Namespace, first: dt.date) -> None:
     """The month against a sandbox with a daily cap of `args.daily_cap` per API."""
     cap = int(args.daily_cap)
-    print(
-        f"{args.nights} nights from {first}, {args.customers:,} customers on night 1, "
-        f"+{args.join:.1%} / -{args.leave:.1%} of the base a night (seed {args.seed}), "
-        f"--max-age {args.max_age}, daily cap {cap:,} per API (--daily-reserve 0)",
-        flush=True,
-    )
+    print(f"{scenario(args, first)}, daily cap {cap:,} per API (--daily-reserve 0)", flush=True)
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="member-recon-month-cap-"))
     base = Base(args.customers, args.seed)
@@ -341,10 +336,4 @@ def run_capped(args: argparse.Namespace, first: dt.date) -> None:
     total = totals(nights, cap, args.max_age)
     print_totals(nights, total, wall)
     if args.json:
-        scenario = {k: v for k, v in vars(args).items() if k != "json"}
-        document = {
-            "scenario": scenario,
-            "nights": [asdict(n) for n in nights],
-            "totals": {**total, "wall_s": round(wall, 1)},
-        }
-        args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
+        save(args, nights, total, wall)
