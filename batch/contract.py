@@ -1,6 +1,6 @@
 """What a job tells the engine, and all the engine knows of it.
 
-The engine (`batch.lifecycle.run_batch`) runs the life cycle: lock the folder, claim
+The engine (`batch.run.lifecycle.run_batch`) runs the life cycle: lock the folder, claim
 it for this input, ingest the rows, ask about every open item, export the tables,
 check the accounting, publish. A job supplies the rest:
 

@@ -4,8 +4,8 @@
 
 Writes a finished night of N customers (and N x accounts accounts) as the job does, and
 a progress store holding tonight's N customers; then, in a fresh process, times the
-job's read of the night (`jobs.earlier.latest_answers`) and the engine's plan
-(`batch.carry.plan_night`), and reports that process's peak RSS (its VmHWM).
+job's read of the night (`jobs.dataset.earlier.latest_answers`) and the engine's plan
+(`batch.run.carry.plan_night`), and reports that process's peak RSS (its VmHWM).
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ sys.path.insert(0, str(ROOT))
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from batch.carry import plan_night  # noqa: E402
-from batch.folder import STORE_NAME  # noqa: E402
-from batch.items import NewItem  # noqa: E402
-from batch.store import ProgressStore  # noqa: E402
-from jobs.earlier import latest_answers, question_of  # noqa: E402
-from jobs.outputs import accounts_schema, reconciled_schema  # noqa: E402
-from jobs.sandbox_truth import synthetic_ci  # noqa: E402
+from batch.run.carry import plan_night  # noqa: E402
+from batch.store.folder import STORE_NAME  # noqa: E402
+from batch.store.items import NewItem  # noqa: E402
+from batch.store.progress_store import ProgressStore  # noqa: E402
+from jobs.dataset.earlier import latest_answers, question_of  # noqa: E402
+from jobs.dataset.outputs import accounts_schema, reconciled_schema  # noqa: E402
+from jobs.sandbox.truth import synthetic_ci  # noqa: E402
 from tests.fake_job import QuietLog  # noqa: E402
 
 NIGHT = dt.date(2026, 11, 10)

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jobs.sandbox import synthetic_ci, synthetic_name  # noqa: E402
+from jobs.sandbox.server import synthetic_ci, synthetic_name  # noqa: E402
 
 KEY = "bench-key-0123456789"
 PY = sys.executable

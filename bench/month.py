@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import KEY, finish_job, job_command, sandbox, start, stats
 
-from jobs.sandbox import synthetic_ci, synthetic_name
+from jobs.sandbox.server import synthetic_ci, synthetic_name
 
 SALT = "bench-month"
 UNTHROTTLED = ("--rate", "100000", "--concurrency", "64")  # as bench/run.py's speed figure

@@ -33,7 +33,7 @@ elif kind == "calamine, values only":
     rows = sum(1 for _ in book.get_sheet_by_index(0).iter_rows())
 else:
     from pathlib import Path
-    from batch.sheets import Workbook
+    from batch.inputs.sheets import Workbook
     book = Workbook(Path(path))
     book.streams = kind.startswith("openpyxl")
     if not book.streams:
@@ -46,9 +46,9 @@ print(json.dumps({"rows": rows, "seconds": seconds, "peak_mib": peak}))
 """
 KINDS = (
     "openpyxl, values only (before)",
-    "openpyxl, as displayed (batch/sheets.py)",
+    "openpyxl, as displayed (batch/inputs/sheets.py)",
     "calamine, values only",
-    "calamine, as displayed (batch/sheets.py)",
+    "calamine, as displayed (batch/inputs/sheets.py)",
 )
 
 
@@ -56,7 +56,7 @@ def make(path: Path, rows: int) -> None:
     import openpyxl  # noqa: PLC0415
     from openpyxl.cell import WriteOnlyCell  # noqa: PLC0415
 
-    from jobs.sandbox import synthetic_ci, synthetic_name  # noqa: PLC0415
+    from jobs.sandbox.server import synthetic_ci, synthetic_name  # noqa: PLC0415
 
     book = openpyxl.Workbook(write_only=True)
     sheet = book.create_sheet("고객")

@@ -1,5 +1,5 @@
 """`python -m jobs` is the `member-recon` command."""
 
-from jobs.cli import main
+from jobs.cli.main import main
 
 main()

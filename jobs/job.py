@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from batch.errors import PausedError, UsageError
-from batch.lifecycle import run_batch
 from batch.log import Log
+from batch.run.lifecycle import run_batch
 from batch.settings import BatchSettings
+from jobs.dataset.outputs import RECONCILED_COLUMNS
+from jobs.dataset.upgrade import check_schema
 from jobs.koscom import LEGACY_ENCODINGS, KoscomJob
-from jobs.outputs import RECONCILED_COLUMNS
 from jobs.settings import RunSettings
-from jobs.upgrade import check_schema
 
 __all__ = ["RunResult", "RunSettings", "run"]
 

@@ -14,22 +14,24 @@ from urllib.parse import urlsplit
 
 from batch.contract import Admitted, Column, Earlier, Table, Tally, Values
 from batch.errors import InputError, UsageError
-from batch.gate import GateStats
+from batch.http.gate import GateStats
 from batch.log import Log
-from batch.writer import TableWriter
-from jobs.changes import compute_changes, previous_run
-from jobs.client import KoscomClient
-from jobs.earlier import latest_answers, question_of
-from jobs.exits import TOO_MANY_ERRORS
-from jobs.logs import Redactor
-from jobs.models import Customer
-from jobs.outputs import (
+from batch.outputs.writer import TableWriter
+from jobs.api.client import KoscomClient
+from jobs.api.models import Customer
+from jobs.dataset.changes import compute_changes, previous_run
+from jobs.dataset.earlier import latest_answers, question_of
+from jobs.dataset.outputs import (
     DICTIONARY_COLUMNS,
     account_rows,
     accounts_schema,
     reconciled_row,
     reconciled_schema,
 )
+from jobs.dataset.sinks import load
+from jobs.dataset.summary import run_log_row, summary_of
+from jobs.exits import TOO_MANY_ERRORS
+from jobs.logs import Redactor
 from jobs.reconcile import reconcile
 from jobs.record import (
     CustomerRecord,
@@ -40,8 +42,6 @@ from jobs.record import (
 )
 from jobs.sealing import Sealer
 from jobs.settings import RunSettings
-from jobs.sinks import load
-from jobs.summary import run_log_row, summary_of
 from jobs.validation import customer_or_problem, kept_problem
 
 # A CI is 88 base64 characters; a run of 40 or more is hidden too (a CI cut by a bad row).

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from batch.errors import RequestError
-from jobs.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
+from jobs.api.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
 
 
 class Status(StrEnum):

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.models import Customer, VirtualAccount
+from jobs.api.models import Customer, VirtualAccount
 from jobs.reconcile import Reconciled, Status
 
 

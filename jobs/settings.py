@@ -7,8 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobs.client import ClientSettings
-from jobs.outputs import pseudonym
+from jobs.api.client import ClientSettings
+from jobs.dataset.outputs import pseudonym
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import base64
 import binascii
 import unicodedata
 
-from jobs.models import Customer
+from jobs.api.models import Customer
 
 CI_LENGTH = 88
 CI_BYTES = 64

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.sandbox import synthetic_ci, synthetic_name
+from jobs.sandbox.server import synthetic_ci, synthetic_name
 
 
 def main() -> None:

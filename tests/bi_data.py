@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from jobs.sandbox import SandboxConfig, SandboxThread
+from jobs.sandbox.server import SandboxConfig, SandboxThread
 from tests.conftest import API_KEY, base_args, customers, run_cli, write_csv
 
 DAYS = ("2026-11-01", "2026-11-02", "2026-11-03")

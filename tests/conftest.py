@@ -22,8 +22,8 @@ import pytest
 import stamina
 from click.testing import CliRunner
 
-from jobs.cli import cli
-from jobs.sandbox import Sandbox, SandboxConfig, SandboxThread, synthetic_ci, synthetic_name
+from jobs.cli.main import cli
+from jobs.sandbox.server import Sandbox, SandboxConfig, SandboxThread, synthetic_ci, synthetic_name
 
 API_KEY = "test-key-7f3a9c2e51"
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from batch.contract import Admitted, Column, Earlier, Table, Tally, Values
 from batch.errors import PausedError
-from batch.lifecycle import run_batch
+from batch.run.lifecycle import run_batch
 from batch.settings import BatchResult, BatchSettings
 
 

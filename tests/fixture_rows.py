@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from jobs.sandbox import synthetic_ci, synthetic_name
+from jobs.sandbox.server import synthetic_ci, synthetic_name
 
 TITLE = "회원 목록 (2026-11-24 추출, 대외비)"  # a comma inside: a title row holds a delimiter
 HEADER = ("customer_no", "ci", "kor_name", "branch", "joined", "vip", "memo")

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.sandbox import Fault
+from jobs.sandbox.server import Fault
 from tests.conftest import ROOT, base_args, customers, job, run_cli, write_csv
 from tests.fake_job import Behaviour, WordJob, run_words
 

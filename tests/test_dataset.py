@@ -17,8 +17,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.changes import EVENTS
-from jobs.sandbox import Fault, truth
+from jobs.dataset.changes import EVENTS
+from jobs.sandbox.server import Fault, truth
 from tests.conftest import base_args, customers, run_cli, write_csv
 
 PG_PASSWORD = "pg-secret-4c1d"

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.sandbox import Fault, synthetic_ci, truth
+from jobs.sandbox.server import Fault, synthetic_ci, truth
 from tests.conftest import (
     API_KEY,
     CliResult,

@@ -27,9 +27,9 @@ from batch.errors import (
     StoreError,
     UsageError,
 )
-from batch.lifecycle import STORE_NAME
-from batch.runner import Outcome, Runner
-from batch.store import ProgressStore
+from batch.run.lifecycle import STORE_NAME
+from batch.run.runner import Outcome, Runner
+from batch.store.progress_store import ProgressStore
 from tests.fake_job import Behaviour, WordJob, run_words
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -264,7 +264,7 @@ def test_an_input_with_nothing_to_ask_is_refused_and_frees_the_folder(
 def test_a_file_that_changes_while_it_is_read_is_refused(
     words: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from batch import reader  # noqa: PLC0415
+    from batch.inputs import reader  # noqa: PLC0415
 
     def appended(self: Any, *args: Any, **kwargs: Any) -> Any:
         with words.open("a", encoding="utf-8") as more:
@@ -281,7 +281,7 @@ def test_a_file_that_changes_while_it_is_read_is_refused(
 def test_a_rewrite_that_keeps_size_time_and_inode_is_caught_by_the_hash(
     words: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from batch import reader  # noqa: PLC0415
+    from batch.inputs import reader  # noqa: PLC0415
 
     def rewritten(self: Any, *args: Any, **kwargs: Any) -> Any:
         yield from original(self, *args, **kwargs)
@@ -300,7 +300,7 @@ def test_a_rewrite_that_keeps_size_time_and_inode_is_caught_by_the_hash(
 def test_a_store_of_an_earlier_version_without_a_newer_identity_key_resumes(
     tmp_path: Path,
 ) -> None:
-    from batch.ingest import claim  # noqa: PLC0415
+    from batch.run.ingest import claim  # noqa: PLC0415
 
     store = ProgressStore(tmp_path / STORE_NAME)
     assert claim(store, {"input_sha256": "abc", "job": "words"}) is False
@@ -310,7 +310,7 @@ def test_a_store_of_an_earlier_version_without_a_newer_identity_key_resumes(
 
 
 def _item(n: int) -> Any:
-    from batch.items import NewItem  # noqa: PLC0415
+    from batch.store.items import NewItem  # noqa: PLC0415
 
     return NewItem(row=n + 1, key=f"k{n}", payload={"n": n})
 

@@ -9,7 +9,7 @@ import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
 
-from jobs.sandbox import Fault
+from jobs.sandbox.server import Fault
 from tests.conftest import base_args, customers, run_cli, spawn, write_csv
 from tests.test_resume import answered, kill, wait_for
 

@@ -21,8 +21,8 @@ import orjson
 import pandas as pd
 import pytest
 
-from batch.transport import HttpTransport, TransportSettings
-from jobs.sandbox import Fault
+from batch.http.transport import HttpTransport, TransportSettings
+from jobs.sandbox.server import Fault
 from tests.conftest import API_KEY, ROOT, base_args, customers, job, write_csv
 from tests.test_end_to_end import check_truth, expected
 

@@ -22,10 +22,10 @@ import orjson
 import pytest
 import trustme
 
-from batch.transport import HttpTransport, TransportSettings
-from jobs.answers import read_consent
-from jobs.models import Customer, Partner, envelope
-from jobs.sandbox import Sandbox, SandboxConfig, SandboxThread, truth
+from batch.http.transport import HttpTransport, TransportSettings
+from jobs.api.answers import read_consent
+from jobs.api.models import Customer, Partner, envelope
+from jobs.sandbox.server import Sandbox, SandboxConfig, SandboxThread, truth
 from tests import servers
 from tests.conftest import API_KEY, CliResult, customers, job, write_csv
 from tests.servers import KOSCOM_HOST, Gateway, nginx_gateway, squid_proxy, tinyproxy

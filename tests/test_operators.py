@@ -14,8 +14,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from jobs.outputs import pseudonym
-from jobs.sandbox import Fault
+from jobs.dataset.outputs import pseudonym
+from jobs.sandbox.server import Fault
 from tests.conftest import (
     API_KEY,
     ROOT,

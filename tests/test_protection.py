@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.sandbox import Fault
+from jobs.sandbox.server import Fault
 from tests.conftest import API_KEY, customers, job, run_cli, write_csv
 
 KEY = "pseudonym-key-for-tests-0123456789abcdef"

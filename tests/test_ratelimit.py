@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from batch.quota import DailyQuota
-from batch.ratelimit import AdaptiveLimiter
+from batch.http.pacing import AdaptiveLimiter
+from batch.http.quota import DailyQuota
 
 
 async def starts(limiter: AdaptiveLimiter, callers: int, each: int) -> list[float]:

@@ -12,8 +12,8 @@ import pytest
 
 from batch.contract import Column
 from batch.errors import InputError
-from batch.reader import InputFile, Layout, RawRow
-from batch.sniff import delimiter_from, looks_like_data
+from batch.inputs.reader import InputFile, Layout, RawRow
+from batch.inputs.sniff import delimiter_from, looks_like_data
 from jobs.koscom import LEGACY_ENCODINGS
 from tests.conftest import customers, write_csv
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from jobs.sandbox import Fault
+from jobs.sandbox.server import Fault
 from tests.bi_data import DAYS, three_nights
 from tests.conftest import customers, job, run_cli, write_csv
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from batch.lock import FolderLock
-from jobs.sandbox import Fault, truth
+from batch.store.lock import FolderLock
+from jobs.sandbox.server import Fault, truth
 from tests.conftest import base_args, customers, job, spawn, write_csv
 
 STORE = ".progress.sqlite"

@@ -15,13 +15,13 @@ from batch.errors import (
     UnexpectedAnswer,
     UsageError,
 )
-from batch.limits import retry_after, stated_limits
-from batch.transport import HttpAnswer
-from jobs.answers import interpret, parse_date
-from jobs.client import new_request_ids
-from jobs.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
+from batch.http.limits import retry_after, stated_limits
+from batch.http.transport import HttpAnswer
+from jobs.api.answers import interpret, parse_date
+from jobs.api.client import new_request_ids
+from jobs.api.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
 from jobs.reconcile import NextAction, Status, reconcile
-from jobs.sandbox import synthetic_ci
+from jobs.sandbox.server import synthetic_ci
 from jobs.validation import customer_or_problem, mask_ci
 
 CI = synthetic_ci(1)

@@ -16,7 +16,14 @@ import aiohttp
 import orjson
 import pytest
 
-from jobs.sandbox import BASE_PATH, Fault, Sandbox, SandboxConfig, SandboxThread, synthetic_ci
+from jobs.sandbox.server import (
+    BASE_PATH,
+    Fault,
+    Sandbox,
+    SandboxConfig,
+    SandboxThread,
+    synthetic_ci,
+)
 from tests.conftest import API_KEY, sandbox_process
 from tests.test_sandbox_rules import envelope
 

@@ -8,8 +8,8 @@ import json
 import orjson
 import pytest
 
-from jobs.sandbox_config import Fault, Outage, SandboxConfig, config_changes
-from jobs.sandbox_rules import (
+from jobs.sandbox.config import Fault, Outage, SandboxConfig, config_changes
+from jobs.sandbox.rules import (
     Asked,
     SandboxState,
     closes_after,
@@ -18,7 +18,7 @@ from jobs.sandbox_rules import (
     fault_answer,
     refusing,
 )
-from jobs.sandbox_truth import Answer, synthetic_ci, synthetic_name
+from jobs.sandbox.truth import Answer, synthetic_ci, synthetic_name
 
 KEY = "k"
 CI = synthetic_ci(0, "rules")  # a member: a true answer is a 200

@@ -10,8 +10,8 @@ import pytest
 
 from batch.contract import Column
 from batch.errors import InputError
-from batch.reader import InputFile, RawRow
-from batch.sheets import Workbook, _datetime, _number, display
+from batch.inputs.reader import InputFile, RawRow
+from batch.inputs.sheets import Workbook, _datetime, _number, display
 from jobs.koscom import LEGACY_ENCODINGS
 from tests.fixture_rows import FIXTURES, HEADER, HEADER_ROW, PEOPLE, REJECTS, sheet_rows, shown
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch.writer import TableWriter
+from batch.outputs.writer import TableWriter
 
 SCHEMA = pa.schema([("ci", pa.string()), ("status", pa.string())])
 ROWS = [{"ci": "a", "status": "linked"}, {"ci": "b", "status": None}]
@@ -32,7 +32,7 @@ def test_writing_does_not_import_pandas_and_pandas_still_reads_the_output(tmp_pa
 import sys
 from pathlib import Path
 import pyarrow as pa, pyarrow.parquet as pq
-from batch.writer import TableWriter
+from batch.outputs.writer import TableWriter
 path = Path({str(tmp_path / "t.parquet")!r})
 with TableWriter(path, pa.schema([("ci", pa.string())]), "parquet") as out:
     out.write([{{"ci": "a"}}])

@@ -1,0 +1,306 @@
+"""The request gate: every request goes through pacing, the daily cap, retry and the breakers.
+
+The gate knows HTTP and limits, not the job: the job hands it a `GateRequest` (a path,
+a body, and the daily cap it draws on) and a `read` function that turns an
+`HttpAnswer` into the job's typed answer or raises an `AnswerError` saying what the
+answer was. The gate decides what follows:
+
+* pacing: `AdaptiveLimiter`, at most the configured rate, settling near the gateway's real limit;
+* the daily cap: `DailyQuota`, never below the reserve (a `PausedError` instead);
+* retry: transport errors, 429s and server failures, with stamina's backoff or the
+  server's Retry-After, `attempts` times at most;
+* the outage circuit: when the server looks down nobody sends, one probe goes out
+  after growing waits, and no item spends an attempt until it is back;
+* the answer breaker: when too many recent answers cannot be used, the run stops
+  before the quota burns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
+
+from batch.errors import (
+    ConnectionFailure,
+    ItemRejected,
+    NameResolutionError,
+    PausedError,
+    RateLimited,
+    RequestError,
+    ServerFailure,
+    TransportError,
+    UnexpectedAnswer,
+    UnusableAnswers,
+)
+from batch.http.circuit import OutageCircuit
+from batch.http.limits import retry_after, stated_limits
+from batch.http.pacing import AdaptiveLimiter
+from batch.http.quota import DailyQuota
+from batch.http.retry import RetryPolicy, call_with_retry, is_retryable, quiet_retry_hooks
+from batch.http.transport import HttpAnswer, HttpTransport, TransportSettings, proxy_for
+from batch.log import Log
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class GateRequest:
+    """One request as the job builds it; `label` names it in debug logs (already masked)."""
+
+    path: str
+    body: bytes
+    cap: str  # the daily cap it draws on: the gateway counts one per API
+    label: str = ""
+    item: object = None  # which item it asks about: an outage fails many items, not one
+
+
+@dataclass(frozen=True, slots=True)
+class GateSettings:
+    """How hard to push, how long to wait, and when to give up."""
+
+    transport: TransportSettings
+    rate: float
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    daily_reserve: int = 0
+    max_outage: float = 900.0
+    outage_threshold: int = 5
+    unusable_window: int = 100
+    unusable_limit: int = 10
+
+
+@dataclass(slots=True)
+class GateStats:
+    """What this run sent and got back."""
+
+    requests: int = 0
+    retries: int = 0
+    by_status: collections.Counter[str] = field(default_factory=collections.Counter)
+    daily_remaining: dict[str, int] = field(default_factory=dict)
+    unsolicited_answers: int = 0
+    outages: int = 0
+    outage_seconds: float = 0.0
+    rate_cuts: int = 0
+    rate_settled: float = 0.0
+
+    @property
+    def http_429(self) -> int:
+        return self.by_status["429"]
+
+
+class AnswerBreaker:
+    """Stops the run when too many of the last answers could not be used."""
+
+    def __init__(self, window: int, limit: int) -> None:
+        self._recent: collections.deque[bool] = collections.deque(maxlen=window)
+        self._bad = 0
+        self._limit = limit
+
+    def record(self, failure: RequestError | None) -> None:
+        if len(self._recent) == self._recent.maxlen:
+            self._bad -= self._recent[0]
+        self._recent.append(failure is not None)
+        self._bad += failure is not None
+        if failure is not None and self._bad >= self._limit:
+            raise UnusableAnswers(
+                f"{self._bad} of the last {len(self._recent)} answers could not be used "
+                f"(last: {failure.reason}); the API may have changed: stopping before the "
+                "quota burns"
+            )
+
+
+class RequestGate:
+    """Sends requests under the run's limits and turns failures into what the job should see."""
+
+    def __init__(self, settings: GateSettings, log: Log) -> None:
+        self.settings = settings
+        self.stats = GateStats()
+        self.quota = DailyQuota(reserve=settings.daily_reserve)
+        self._log = log
+        self._debug = log.is_enabled_for(logging.DEBUG)
+        self._transport = HttpTransport(settings.transport)
+        self._limiter = AdaptiveLimiter(settings.rate)
+        self._circuit = OutageCircuit(
+            threshold=settings.outage_threshold, max_outage=settings.max_outage
+        )
+        self._breaker = AnswerBreaker(settings.unusable_window, settings.unusable_limit)
+        self._in_flight = asyncio.Semaphore(settings.transport.connections)
+        self._answered_once = False
+        # The last request answered in full: the probe when the circuit is open.
+        self._canary: tuple[GateRequest, Callable[[HttpAnswer], Any]] | None = None
+        self._hooks = quiet_retry_hooks()
+
+    async def __aenter__(self) -> Self:
+        self._hooks.__enter__()
+        await self._transport.__aenter__()
+        url = self.settings.transport.base_url
+        self._log.info("network", api_host=urlsplit(url).hostname, proxy=proxy_for(url) or "none")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self._transport.__aexit__(exc_type, exc, tb)
+        finally:
+            self._hooks.__exit__(exc_type, exc, tb)
+            self._settle_stats()
+
+    async def ask(self, request: GateRequest, read: Callable[[HttpAnswer], T]) -> T | RequestError:
+        """The answer, or the failure this request ended with; a `RunError` stops the run."""
+        attempts = 0
+
+        async def attempt_once() -> T:
+            nonlocal attempts
+            attempts += 1
+            return await self._attempt(request, read)
+
+        def on_retry(_: RequestError) -> None:
+            self.stats.retries += 1
+
+        try:
+            return await call_with_retry(self.settings.retry, attempt_once, on_retry)
+        except RequestError as failure:
+            if is_retryable(failure):  # the attempts ran out: this is the item's answer now
+                return type(failure)(f"{failure.reason} after {attempts} attempts")
+            return failure
+
+    async def _attempt(self, request: GateRequest, read: Callable[[HttpAnswer], T]) -> T:
+        """One counted attempt; failures while the server is down are waited out, not counted."""
+        while True:
+            probe = await self._circuit.admit()
+            if probe and self._canary is not None and self._canary[0] is not request:
+                await self._probe_with_canary(*self._canary)
+                continue  # answered: the circuit is closed; failed: it waits longer
+            try:
+                answer = await self._send(request, probe=probe)
+            except TransportError as failure:
+                if self._circuit.failed(failure.reason, probe=probe, item=request.item):
+                    continue
+                raise
+            except NameResolutionError as exc:
+                if not self._answered_once:
+                    raise  # it never worked: configuration, not an outage
+                if self._circuit.failed(str(exc), probe=probe, item=request.item):
+                    continue
+                raise ConnectionFailure("the API's name stopped resolving") from exc
+            except BaseException:
+                if probe:
+                    self._circuit.abandon_probe()
+                raise
+            if answer is None:  # the circuit opened while it waited for its turn: wait again
+                continue
+            self._answered_once = True
+            try:
+                result = read(answer)
+            except ServerFailure as failure:
+                if self._circuit.failed(failure.reason, probe=probe, item=request.item):
+                    continue
+                raise
+            except RateLimited:
+                self._circuit.succeeded()
+                raise
+            except (UnexpectedAnswer, ItemRejected) as failure:
+                self._circuit.succeeded()
+                self._breaker.record(failure)
+                raise
+            self._circuit.succeeded()
+            self._breaker.record(None)
+            self._canary = (request, read)
+            return result
+
+    async def _probe_with_canary(
+        self, request: GateRequest, read: Callable[[HttpAnswer], Any]
+    ) -> None:
+        """Probe with the last request the server answered, not with a waiting item's own.
+
+        A few items that always fail would otherwise probe with their own requests, keep
+        the circuit open, and pass for an outage until the run gave up.
+        """
+        try:
+            answer = await self._send(request, probe=True)
+        except (TransportError, NameResolutionError) as failure:
+            self._circuit.failed(str(failure), probe=True, item=request.item)
+            return
+        except BaseException:
+            self._circuit.abandon_probe()
+            raise
+        if answer is None:
+            self._circuit.abandon_probe()
+            return
+        try:
+            read(answer)
+        except ServerFailure as failure:
+            self._circuit.failed(failure.reason, probe=True, item=request.item)
+            return
+        except RequestError:
+            pass  # any other answer says the server is up
+        self._circuit.succeeded()
+
+    async def _send(self, request: GateRequest, *, probe: bool = False) -> HttpAnswer | None:
+        """The answer; None when the circuit opened while this request waited for its turn."""
+        async with self._in_flight:
+            await self._limiter.acquire()
+            if self._circuit.is_open and not probe:
+                return None
+            if not self.quota.try_spend((request.cap,)):
+                raise PausedError(self._paused_message())
+            self.stats.requests += 1
+            started = time.monotonic()
+            try:
+                answer = await self._transport.post(request.path, request.body)
+            except BaseException as exc:
+                self.quota.settle(request.cap, None, None)
+                self._count(request, type(exc).__name__, started)
+                raise
+        limits = stated_limits(answer.headers)
+        self.quota.settle(request.cap, limits.day_remaining, limits.day_limit)
+        self._count(request, str(answer.status), started)
+        if answer.status == 429:
+            remaining = limits.day_remaining
+            if remaining is not None and remaining <= self.settings.daily_reserve:
+                raise PausedError(self._paused_message())
+            self._limiter.answered(rate_limited=True, retry_after=retry_after(answer.headers))
+        else:
+            self._limiter.answered(rate_limited=False)
+        if limits.per_second is not None:
+            self._limiter.state_limit(limits.per_second)
+        if limits.hold_for:
+            self._limiter.hold(limits.hold_for)
+        return answer
+
+    def _count(self, request: GateRequest, status: str, started: float) -> None:
+        self.stats.by_status[status] += 1
+        if self._debug:
+            self._log.debug(
+                "request",
+                path=request.path,
+                item=request.label,
+                status=status,
+                ms=round((time.monotonic() - started) * 1000),
+                rate=round(self._limiter.rate, 2),
+            )
+
+    def _settle_stats(self) -> None:
+        self.stats.daily_remaining = dict(self.quota.remaining)
+        self.stats.unsolicited_answers = self._transport.unsolicited_answers
+        self.stats.outages = self._circuit.outages
+        self.stats.outage_seconds = round(self._circuit.down_seconds, 1)
+        self.stats.rate_cuts = self._limiter.cuts
+        self.stats.rate_settled = round(self._limiter.rate, 2)
+
+    def _paused_message(self) -> str:
+        left = ", ".join(f"{cap} {n}" for cap, n in sorted(self.quota.remaining.items()))
+        return (
+            f"the daily cap fell to the reserve of {self.settings.daily_reserve} "
+            f"(remaining: {left or 'unknown'})"
+        )

@@ -1,0 +1,1 @@
+"""Reading input tables in bounded chunks: delimited text, spreadsheets, Parquet."""

@@ -1,0 +1,1 @@
+"""Output files that appear whole, the workbook, export from the store, and the dataset root."""

@@ -1,0 +1,103 @@
+"""Writing the job's tables and the rejects from the store, in input order, and counting."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batch.contract import Job
+from batch.outputs.workbook import Sheet, Workbook
+from batch.outputs.writer import OutputSet, TableWriter, defuse_cell
+from batch.store.progress_store import ProgressStore
+
+REJECT_COLUMNS = ("row", "reason")
+FORMATS = ("parquet", "csv", "xlsx")
+
+
+@dataclass(slots=True)
+class Exported:
+    """What the export wrote and counted."""
+
+    paths: dict[str, Path] = field(default_factory=dict)  # table -> its file, still aside
+    written: dict[str, int] = field(default_factory=dict)  # table -> rows
+    counters: collections.Counter[str] = field(default_factory=collections.Counter)
+    failures: collections.Counter[str] = field(default_factory=collections.Counter)
+    answered: int = 0
+
+
+def export_tables(
+    store: ProgressStore,
+    job: Job[Any, Any],
+    outputs: OutputSet,
+    file_format: str,
+    zone: str = "UTC",
+) -> Exported:
+    """Every table, one row group per store batch; items without an answer give no rows.
+
+    As xlsx, every table is a sheet of one workbook named after the first table.
+    """
+    tables = job.tables()
+    exported = Exported()
+    writers: dict[str, TableWriter | Sheet] = {}
+    book = None
+    try:
+        if file_format == "xlsx":
+            book = Workbook(outputs.aside(f"{tables[0].name}.xlsx"), zone)
+        for table in tables:
+            if book is not None:
+                exported.paths[table.name] = book.path
+                writers[table.name] = book.sheet(table.name, table.schema)
+                continue
+            path = outputs.aside(f"{table.name}.{file_format}")
+            exported.paths[table.name] = path
+            writers[table.name] = TableWriter(path, table.schema, file_format, table.dictionary)
+        for batch in store.iter_items():
+            rows: dict[str, list[dict[str, Any]]] = {table.name: [] for table in tables}
+            for stored in batch:
+                if stored.result is None:
+                    continue
+                item = job.decode_item(stored.payload)
+                record = job.decode_record(stored.result)
+                exported.answered += 1
+                exported.counters.update(job.counters(record))
+                failure = job.failure(record)
+                if failure:
+                    exported.failures[failure] += 1
+                for name, table_rows in job.rows(stored.key, item, record).items():
+                    rows[name].extend(table_rows)
+            for name, writer in writers.items():
+                writer.write(rows[name])
+    finally:
+        for writer in writers.values():
+            writer.close()
+        if book is not None:
+            book.close()
+    exported.written = {name: writer.rows for name, writer in writers.items()}
+    return exported
+
+
+def write_rejects(path: Path, store: ProgressStore, job: Job[Any, Any]) -> None:
+    """Rejected rows with their values as stored (as the job let them show), UTF-8 with a BOM."""
+    columns: list[str] = json.loads(store.get_meta("columns") or "[]")
+    header = list(job.reject_values(dict.fromkeys(columns)).keys())  # names only
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow([*REJECT_COLUMNS, *header])
+        for batch in store.iter_rejects():
+            writer.writerows(
+                [r.row, defuse_cell(r.reason), *(defuse_cell(r.raw.get(c) or "") for c in header)]
+                for r in batch
+            )
+
+
+def remove_stale(out_dir: Path, job: Job[Any, Any], published: tuple[Path, ...]) -> None:
+    """A run in another format leaves none of the last format's table files behind."""
+    for table in job.tables():
+        for ext in FORMATS:
+            path = out_dir / f"{table.name}.{ext}"
+            if path not in published:
+                path.unlink(missing_ok=True)

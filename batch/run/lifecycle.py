@@ -1,0 +1,337 @@
+"""A run's whole life: lock, claim, ingest, ask, export, account, publish.
+
+    run_batch(job, settings, log)
+      FolderLock ─ one run per folder; the kernel drops the lock when its holder dies
+      layout     ─ find the header and check the columns (batch.inputs.reader): a mistake there
+                   leaves the folder unclaimed
+      claim      ─ tie the folder's store to this input and job (batch.run.ingest)
+      ingest     ─ admit rows, reject the rest, a chunk per transaction (batch.run.ingest);
+                   an input with no item to ask about is bad input, and frees the folder
+      ask        ─ bounded workers answer every open item (batch.run.runner), group-committed
+      export     ─ every table from the store, in input order (batch.outputs.export)
+      account    ─ rows read == items + rejects, and every item written: else nothing is published
+      publish    ─ files renamed into place together; with a dataset root, each table's
+                   night renamed into its partition, then a row appended to the run log
+
+A run that stops early (a pause, an abort, a signal, a network misconfiguration)
+still leaves `summary.json` with its state and reason, and publishes no table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import signal
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from batch.contract import Earlier, Job, Tally
+from batch.errors import (
+    AbortError,
+    AccountingError,
+    ConfigurationError,
+    InputError,
+    Interrupted,
+    PausedError,
+    RunError,
+    StoreError,
+    UsageError,
+)
+from batch.inputs.reader import InputFile, Layout
+from batch.log import Log
+from batch.outputs.dataset import append_run, check_layout, placer, prepare_root, run_log_path
+from batch.outputs.export import FORMATS, Exported, export_tables, remove_stale, write_rejects
+from batch.outputs.writer import OutputSet, dir_mode, make_dirs, write_json
+from batch.run.asking import ask_all
+from batch.run.carry import Plan, lenders, lent_answers, plan_night, retire
+from batch.run.early import leave_stop_summary, open_input, stopped_by
+from batch.run.ingest import check_input, claim, ingest
+from batch.run.runner import run_async
+from batch.run.timeline import TABLE as TIMELINE
+from batch.run.timeline import TIMELINE_NAME, write_timeline
+from batch.settings import BatchResult, BatchSettings
+from batch.store.folder import (
+    FINISHED_NAME,
+    STORE_NAME,
+    check_folder,
+    finished_before,
+    forget,
+    mark_finished,
+)
+from batch.store.lock import FolderLock
+from batch.store.progress_store import ProgressStore
+
+_STOP_STATES = ((PausedError, "paused"), (Interrupted, "stopped"), (AbortError, "aborted"))
+
+
+def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchResult:
+    """Run the life cycle once; raise a `RunError` for every way it can stop early."""
+    started = _now()
+    out_dir = settings.out_dir
+    if out_dir.exists():
+        check_folder(out_dir)  # before any chmod below could hide that others control it
+    if settings.dataset_root is not None:
+        if settings.dataset_root.exists():
+            check_folder(settings.dataset_root)
+        check_layout(settings.dataset_root)
+        prepare_root(settings.dataset_root, settings.file_mode)
+        make_dirs(out_dir, 0o700)
+    else:
+        make_dirs(out_dir, dir_mode(settings.file_mode), chmod_from=out_dir)
+    check_folder(out_dir)
+    with FolderLock(out_dir):
+        if settings.fresh:
+            tables = [t.name for t in job.tables()] + [TIMELINE]
+            names = [f"{table}.{ext}" for table in tables for ext in FORMATS]
+            extra = [*job.extra_outputs, "rejects.csv", "summary.json", TIMELINE_NAME]
+            forget(out_dir, [*names, *extra])
+        source, layout, identity = open_input(job, settings, log, started)
+        finished = finished_before(out_dir, identity)
+        if finished is not None:
+            log.info("finished_before", folder=str(out_dir))
+            return BatchResult(*finished)
+        (out_dir / FINISHED_NAME).unlink(missing_ok=True)
+        store = ProgressStore(out_dir / STORE_NAME)
+        life = _Life(job, settings, store, log, started)
+        try:
+            result = life.run(source, layout, identity)
+        finally:
+            store.close()
+            # Nothing was asked: the corrected input needs no fresh start. A dry run's own
+            # store goes too (it holds the whole input); one it found stays, for the resume.
+            dry = settings.dry_run and not life.resumed and not settings.keep_progress
+            if life.release or dry:
+                ProgressStore.remove(store.path)
+        if life.clean and not settings.keep_progress:
+            # Nothing is left to ask: the store (the input's keys, and its values) goes.
+            ProgressStore.remove(out_dir / STORE_NAME)
+            mark_finished(out_dir, identity, result.summary, result.outputs)
+        return result
+
+
+class _Life:
+    """One run's state between the phases."""
+
+    def __init__(
+        self,
+        job: Job[Any, Any],
+        settings: BatchSettings,
+        store: ProgressStore,
+        log: Log,
+        started: dt.datetime,
+    ) -> None:
+        self.job, self.settings, self.store, self.log = job, settings, store, log
+        self.started = started
+        self.figures: dict[str, Any] = {}
+        self.resumed = False
+        self.logged = False
+        self.clean = False  # done, and the job needs no store for a rerun
+        self.release = False
+        self.layout: Layout | None = None
+        self.plan: Plan | None = None
+        self.lent: list[dt.date] = []  # nights whose stores lent answers (batch.run.carry)
+
+    def run(self, source: InputFile, layout: Layout, identity: dict[str, Any]) -> BatchResult:
+        self.layout = layout
+        try:
+            try:
+                self.resumed = claim(self.store, identity)
+                if self.resumed:
+                    done = self.store.counts()["done"]
+                    self.log.info("resuming", done=done, folder=str(self.settings.out_dir))
+                try:
+                    read = ingest(
+                        self.store, source, layout, self.job, self.settings.chunk_rows, log=self.log
+                    )
+                    check_input(self.store, source, layout, read=read)
+                except InputError:
+                    counts = self.store.counts()
+                    self.release = counts["done"] + counts["error"] == 0  # nothing asked yet
+                    raise
+                self._plan()
+                if self.settings.dry_run:
+                    return self._finish(state="dry_run")
+                stop = self._ask()
+                if stop is not None and not isinstance(stop, PausedError):
+                    raise stop
+                return self._finish(state="done" if stop is None else "paused", stop=stop)
+            except KeyboardInterrupt as interrupt:  # a signal outside the asking phase
+                signum = interrupt.args[0] if interrupt.args else signal.SIGINT
+                raise Interrupted(stopped_by(signum), signum) from None
+        except RunError as exc:
+            if isinstance(exc, AbortError | Interrupted | ConfigurationError | StoreError):
+                self._leave_stop_summary(exc)
+            elif not isinstance(exc, UsageError | PausedError):
+                self._log_run(self._summary(_state_of(exc), exc, None))
+            raise
+
+    def _plan(self) -> None:
+        """Under max_age, carry the young earlier answers and rank the rest (batch.run.carry)."""
+        settings = self.settings
+        root, day, max_age = settings.dataset_root, settings.run_date, settings.max_age
+        if max_age is None or day is None:
+            return
+        keep = not settings.dry_run
+        earlier: Iterable[Earlier] = self.job.earlier()
+        if root is not None:
+            first, identity = self.job.tables()[0].name, self.job.identity()
+            self.lent = lenders(
+                self.store, root, day, first, job_identity=identity, log=self.log, keep=keep
+            )
+            earlier = itertools.chain(earlier, lent_answers(root, self.lent, self.log))
+        self.plan = plan_night(self.store, earlier, day, max_age, self.log, keep=keep)
+
+    def _leave_stop_summary(self, exc: RunError) -> None:
+        """summary.json (and the run-log row) for a run that stopped early."""
+        logged = leave_stop_summary(
+            self.job,
+            self.settings,
+            self.log,
+            lambda: self._summary(_state_of(exc), exc, None),
+            log_run=not self.logged,
+        )
+        self.logged = self.logged or logged
+
+    def _ask(self) -> RunError | None:
+        counts = self.store.counts()
+        open_items = counts["pending"] + counts["error"]
+        if open_items == 0:
+            return None
+        self.log.info("asking", items=open_items)
+        asked = run_async(ask_all(self.job, self.settings, self.store, self.log, open_items))
+        self.figures = asked.figures
+        return asked.stop
+
+    def _finish(self, state: str, stop: RunError | None = None) -> BatchResult:
+        """Export (not on a pause or dry run), account, publish; raise the pause after."""
+        settings, store = self.settings, self.store
+        exported = Exported()
+        root, day = settings.dataset_root, settings.run_date
+        place = (
+            placer(root, day, settings.file_mode)
+            if root is not None and day is not None and state == "done"
+            else None
+        )
+        into_dataset = place is not None
+        with OutputSet(settings.out_dir, place, settings.file_mode) as outputs:
+            if state == "done":
+                exported = export_tables(
+                    store, self.job, outputs, settings.file_format, settings.display_zone
+                )
+                extra = self.job.finish(exported.paths, outputs.aside)
+            else:
+                extra = {}
+            write_rejects(outputs.aside("rejects.csv"), store, self.job)
+            if state == "done":  # before that, the samples stay in the folder's .timeline.jsonl
+                self._write_timeline(outputs)
+            summary = self._summary(state, stop, exported, extra)
+            self.clean = state == "done" and not self.job.keeps_progress(summary)
+            if state == "done" and not summary["accounting_ok"]:
+                raise AccountingError(self._mismatch(exported))
+            write_json(outputs.aside("summary.json"), summary)
+            published = tuple(outputs.publish())
+        if stop is not None:
+            self._log_run(summary)
+            raise stop
+        if into_dataset:
+            assert root is not None
+            self._log_run(summary)  # last: a reader who trusts the run log sees whole nights
+            retire(root, self.lent, self.log)
+            self.log.info("published", dataset=str(root))
+            self.job.after_publish(
+                {path.name.split(".", 1)[0]: path for path in published}, run_log_path(root)
+            )
+        elif state == "done":
+            remove_stale(settings.out_dir, self.job, published)
+        return BatchResult(summary, published)
+
+    def _write_timeline(self, outputs: OutputSet) -> None:
+        samples = self.settings.out_dir / TIMELINE_NAME
+        path = outputs.aside(f"{TIMELINE}.parquet")
+        if not write_timeline(samples, path):
+            outputs.discard_last()
+
+    def _log_run(self, summary: Mapping[str, Any]) -> None:
+        """One row per run: a failure after the run was logged (a sink's) is not logged again."""
+        if self.settings.dataset_root is not None and not self.logged:
+            self.logged = True
+            row, schema = self.job.run_log(summary)
+            append_run(self.settings.dataset_root, row, schema, self.settings.file_mode)
+
+    def _summary(
+        self,
+        state: str,
+        stop: BaseException | None,
+        exported: Exported | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        counts = self.store.counts()
+        rows = int(self.store.get_meta("rows_total") or 0)
+        exported = exported or Exported()
+        # The first table has a row per item: every item must be in it when the run is done.
+        written_all = state != "done" or self._first_table_rows(exported) == counts["items"]
+        tally = Tally(
+            state=state,
+            reason=str(stop) if stop is not None else None,
+            rows=rows,
+            rejected=counts["rejected"],
+            items=counts["items"],
+            unanswered=counts["pending"],
+            open_items=counts["pending"] + counts["error"],
+            counters=exported.counters,
+            failures=exported.failures,
+            written=exported.written,
+            figures=self.figures,
+            resumed=self.resumed,
+            accounting_ok=rows == counts["items"] + counts["rejected"] and written_all,
+            started_at=self.started,
+            finished_at=_now(),
+            extra={
+                **(extra or {}),
+                "stopped_by": stop,
+                "input_sha256": json.loads(self.store.get_meta("identity") or "{}").get(
+                    "input_sha256"
+                ),
+                "read": self._read(),
+                "carried": counts["carried"],
+                "asked": counts["items"] - counts["pending"] - counts["carried"],
+                **({"plan": self.plan.as_dict()} if self.plan is not None else {}),
+            },
+        )
+        return self.job.summary(tally)
+
+    def _read(self) -> dict[str, Any]:
+        """How the input was read, its first rows (raw: the job masks them) and reject reasons."""
+        layout = self.layout
+        if layout is None:
+            return {}
+        return {
+            **layout.describe(),
+            "samples": list(layout.samples),
+            "rejects_by_reason": self.store.reject_reasons(10),
+        }
+
+    def _first_table_rows(self, exported: Exported) -> int:
+        first = self.job.tables()[0].name
+        return exported.written.get(first, -1)
+
+    def _mismatch(self, exported: Exported) -> str:
+        counts = self.store.counts()
+        rows = self.store.get_meta("rows_total")
+        written = self._first_table_rows(exported)
+        return (
+            f"accounting mismatch: {rows} rows read, {counts['items']} items "
+            f"+ {counts['rejected']} rejected, {written} written; outputs not published"
+        )
+
+
+def _state_of(error: RunError) -> str:
+    for kind, state in _STOP_STATES:
+        if isinstance(error, kind):
+            return state
+    return "failed"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

@@ -1,0 +1,1 @@
+"""The durable progress store: items, answers, rejects, the run folder and its lock."""

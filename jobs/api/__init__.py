@@ -1,0 +1,1 @@
+"""KOSCOM's service-integration API: typed requests and answers, and the client."""

@@ -1,0 +1,189 @@
+"""Turning an HTTP answer of the API into a typed answer or a classified failure (pure)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import orjson
+
+from batch.errors import (
+    CredentialsRejected,
+    ItemRejected,
+    RateLimited,
+    ServerFailure,
+    UnexpectedAnswer,
+    UsageError,
+)
+from batch.http.limits import retry_after
+from batch.http.transport import HttpAnswer
+from jobs.api.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
+
+# Platform codes that answer "this CI has no user here" rather than report an outage.
+NO_USER_CODES = frozenset({"3007", "4004"})
+_MISSING = (None, "", "null")
+_KNOWN_RESULTS = frozenset({"member", "nonMember"})
+_PLAIN = re.compile(r"[^0-9A-Za-z가-힣 .,:;()_'-]+")
+_LONG_RUN = re.compile(r"[0-9A-Za-z+/=_-]{20,}")
+# Gateway messages we repeat to the operator; anything else is summarised, never echoed.
+_GATEWAY_MESSAGES = frozenset(
+    {
+        "No API key found in request",
+        "Invalid authentication credentials",
+        "no Route matched with those values",
+        "API rate limit exceeded",
+    }
+)
+
+
+def interpret(api: Api, answer: HttpAnswer) -> MembershipAnswer | ConsentAnswer:
+    """The typed answer, or raise the failure this answer means."""
+    payload = _json_or_none(answer.body)
+    if answer.status == 200 and _platform_error(payload) is None:
+        if payload is None:
+            raise UnexpectedAnswer(f"{api.value}: HTTP 200 with {_describe_body(answer)}")
+        return parse_membership(payload) if api is Api.REGISTER else parse_consent(payload)
+    if 300 <= answer.status < 400:
+        # Redirects are never followed: the key would go wherever a Location pointed.
+        raise UnexpectedAnswer(f"{api.value}: HTTP {answer.status} redirect; check --base-url")
+    if answer.status in (401, 403):
+        message = _gateway_message(payload) or f"HTTP {answer.status}"
+        raise CredentialsRejected(f"the API key was rejected ({message}); check KOSCOM_API_KEY")
+    if answer.status == 404 and _gateway_message(payload):
+        raise UsageError(f"the API has no route {api.value} at this --base-url (HTTP 404)")
+    if answer.status == 429:
+        raise RateLimited("HTTP 429", retry_after(answer.headers))
+    platform = _platform_error(payload)
+    if platform is not None:
+        code, message = platform
+        if api is Api.CONSENT and code in NO_USER_CODES:
+            return ConsentAnswer(accounts=(), platform_code=code)
+        if api is Api.REGISTER and code in NO_USER_CODES:
+            # No portal user for this CI: that is what "not a member" means.
+            return MembershipAnswer(result="nonMember")
+        raise ItemRejected(f"platform error {code} ({message})")
+    if answer.status >= 500:
+        wait = retry_after(answer.headers)
+        raise ServerFailure(f"HTTP {answer.status} with {_describe_body(answer)}", wait)
+    if 200 <= answer.status < 300:
+        raise UnexpectedAnswer(f"{api.value}: HTTP {answer.status} is not a documented answer")
+    raise ItemRejected(f"HTTP {answer.status} with {_describe_body(answer)}")
+
+
+def read_membership(answer: HttpAnswer) -> MembershipAnswer:
+    """A register/search answer, or raise the failure it means."""
+    result = interpret(Api.REGISTER, answer)
+    assert isinstance(result, MembershipAnswer)
+    return result
+
+
+def read_consent(answer: HttpAnswer) -> ConsentAnswer:
+    """A consent/search answer, or raise the failure it means."""
+    result = interpret(Api.CONSENT, answer)
+    assert isinstance(result, ConsentAnswer)
+    return result
+
+
+def parse_membership(payload: Any) -> MembershipAnswer:
+    """A register/search answer; an unknown `result` is an error, never a guess."""
+    if not isinstance(payload, dict):
+        raise UnexpectedAnswer("register/search answered with no JSON object")
+    result = payload.get("result")
+    if result not in _KNOWN_RESULTS:
+        shown = safe_text(result, 20) if result not in _MISSING else "nothing"
+        raise UnexpectedAnswer(f"register/search answered an unknown result {shown!r}")
+    return MembershipAnswer(str(result), parse_date(payload.get("commonTermsExpireDate")))
+
+
+def parse_consent(payload: Any) -> ConsentAnswer:
+    """A consent/search answer; comId is trimmed, an empty vtAccList means no accounts.
+
+    An answer without the field at all is not "no accounts" but an answer we do not
+    understand: the API documents vtAccList, or a platform error, and nothing else.
+    """
+    if not isinstance(payload, dict):
+        raise UnexpectedAnswer("consent/search answered with no JSON object")
+    if "vtAccList" not in payload:
+        raise UnexpectedAnswer("consent/search answered without vtAccList")
+    entries = payload["vtAccList"]
+    if entries in _MISSING:
+        entries = []
+    if not isinstance(entries, list):
+        raise UnexpectedAnswer("consent/search answered a vtAccList that is not a list")
+    accounts = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise UnexpectedAnswer("consent/search answered an account that is not an object")
+        number = _text_or_none(entry.get("vtAccNo"))
+        if number is None:
+            raise UnexpectedAnswer("consent/search answered an account without vtAccNo")
+        accounts.append(
+            VirtualAccount(
+                com_id=_text_or_none(entry.get("comId")) or "",
+                vt_acc_no=number,
+                vt_acc_alias=_text_or_none(entry.get("vtAccAlias")),
+            )
+        )
+    return ConsentAnswer(tuple(accounts), parse_date(payload.get("serviceTermsExpireDate")))
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """YYYYMMDD as a date; missing or unreadable values are None (the field is informative)."""
+    text = _text_or_none(value)
+    if text is None or len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in ("", "null") else text
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:  # also raised for bytes that are not UTF-8
+        return None
+
+
+def _gateway_message(payload: Any) -> str | None:
+    if isinstance(payload, dict) and payload.get("message") in _GATEWAY_MESSAGES:
+        return str(payload["message"])
+    return None
+
+
+def _platform_error(payload: Any) -> tuple[str, str] | None:
+    """The platform's code and message, cut to what is safe to repeat in an output."""
+    if isinstance(payload, dict) and "code" in payload and "category" in payload:
+        return safe_text(payload["code"], 12), safe_text(payload.get("message") or "", 60)
+    return None
+
+
+def safe_text(value: Any, limit: int) -> str:
+    """A server's words, short and plain: letters, digits and a few marks; CIs never pass.
+
+    Whatever the server says lands in outputs that BI reads; an echoed CI, a key or a
+    100 KB field must not. Anything CI-shaped (a run of 20+ base64 characters) is cut.
+    """
+    text = _PLAIN.sub(" ", str(value)).strip()
+    text = _LONG_RUN.sub("…", text)
+    return text[:limit]
+
+
+def _describe_body(answer: HttpAnswer) -> str:
+    """Name a body's kind without echoing it (it could carry anything)."""
+    head = answer.body[:200].lstrip().lower()
+    if not head:
+        return "an empty body"
+    if head.startswith((b"<!doctype", b"<html")) or b"<html" in head:
+        return "an HTML page"
+    if head.startswith((b"{", b"[")):
+        return "truncated or invalid JSON"
+    return "a body that is not JSON"

@@ -1,0 +1,1 @@
+"""The `member-recon` command line."""

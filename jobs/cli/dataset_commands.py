@@ -1,0 +1,46 @@
+"""`member-recon report PATH` and `member-recon migrate ROOT`: a page to look at, and a move."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from jobs.cli.outcome import fail
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def report(path: Path) -> None:
+    """Write PATH/report.html: one offline page about a run folder or a --dataset root."""
+    from batch.errors import UsageError  # noqa: PLC0415
+    from jobs.report.page import write_report  # noqa: PLC0415  (lazy: charts load only here)
+
+    try:
+        page = write_report(path)
+    except UsageError as exc:
+        fail(str(exc), 2)
+    print(f"report: {page} ({page.stat().st_size // 1024} KiB)")
+
+
+@click.command()
+@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def migrate(root: Path) -> None:
+    """Bring a --dataset ROOT to this version: one folder per table, and dataset schema 2.
+
+    Run it while no run writes to ROOT; it may be run again if it was interrupted.
+    """
+    from batch.outputs import dataset  # noqa: PLC0415
+    from jobs.dataset.upgrade import upgrade  # noqa: PLC0415
+
+    moved = dataset.migrate(root) if dataset.is_old_layout(root) else []
+    upgraded = upgrade(root)
+    for line in (*moved, *upgraded):
+        print(f"  {line}")
+    if not moved and not upgraded:
+        print(f"{root} is already in the current layout and schema; nothing to do")
+        return
+    print(
+        f"{root}: {len(moved)} moves, {len(upgraded)} nights upgraded; the dataset has one "
+        "folder per table, in schema 2"
+    )

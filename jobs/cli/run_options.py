@@ -1,0 +1,165 @@
+"""Turning the `run` command's options into checked run settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from batch.errors import UsageError
+from batch.http.retry import RetryPolicy
+from batch.inputs.sniff import delimiter_from
+from batch.log import Log
+from batch.outputs.dataset import work_dir
+from jobs.api.client import ClientSettings
+from jobs.api.models import Partner
+from jobs.dataset.sinks import check_sink
+from jobs.settings import RunSettings
+
+PRODUCTION_HOSTS = frozenset({"apigw.koscom.co.kr", "oap.k-mydata.org"})
+MIN_PSEUDONYM_KEY = 32  # bytes: an HMAC key shorter than its hash's block gives less than it seems
+
+
+def run_settings(
+    options: dict[str, Any], api_key: str | None, run_id: str, log: Log
+) -> RunSettings:
+    """The run's settings from the command line's options, checked; UsageError if they clash."""
+
+    com_id, srv_id = options["com_id"], options["srv_id"]
+    for flag, value in (
+        ("--com-id (or KOSCOM_COM_ID)", com_id),
+        ("--srv-id (or KOSCOM_SRV_ID)", srv_id),
+    ):
+        if not value:
+            raise UsageError(f"{flag} is required")
+    if len(com_id) != 5:
+        raise UsageError("--com-id (or KOSCOM_COM_ID) must be 5 characters")
+    if len(srv_id) > 20:
+        raise UsageError("--srv-id (or KOSCOM_SRV_ID) must be 1 to 20 characters")
+    delimiter = options["delimiter"]
+    if delimiter is not None:
+        try:
+            delimiter = delimiter_from(delimiter)
+        except ValueError as exc:
+            raise UsageError(f"--delimiter {exc}") from None
+    base_url = _checked_base_url(options["base_url"], log)
+    if not api_key and not options["dry_run"]:
+        raise UsageError("no API key: set KOSCOM_API_KEY or pass --api-key-file")
+    run_date = (options["run_date"] or dt.datetime.now().astimezone()).date()
+    dataset_root = options["dataset_root"]
+    if dataset_root is not None:
+        if options["out_dir"] is not None:
+            raise UsageError("--dataset and --out name the same thing; give one")
+        if options["file_format"] != "parquet":
+            raise UsageError(f"--dataset writes Parquet; drop --format {options['file_format']}")
+    elif options["sinks"] or options["run_date"]:
+        raise UsageError("--sink and --run-date go with --dataset")
+    for url in options["sinks"]:
+        check_sink(url)
+    max_age = options.get("max_age")
+    if max_age is not None and dataset_root is None:
+        raise UsageError(
+            "--max-age goes with --dataset: it carries answers from the dataset's earlier nights"
+        )
+    out_dir = (
+        work_dir(dataset_root, run_date)
+        if dataset_root is not None
+        else options["out_dir"] or Path("out") / run_date.isoformat()
+    )
+    pseudonym_key = None
+    if options["pseudonymize"]:
+        pseudonym_key = os.environ.get("KOSCOM_PSEUDONYM_KEY", "").encode() or None
+        if pseudonym_key is None:
+            raise UsageError("--pseudonymize needs the key in KOSCOM_PSEUDONYM_KEY")
+        if len(pseudonym_key) < MIN_PSEUDONYM_KEY:
+            raise UsageError(
+                f"KOSCOM_PSEUDONYM_KEY has {len(pseudonym_key)} bytes; it needs at least "
+                f"{MIN_PSEUDONYM_KEY} (e.g. `openssl rand -hex 32`)"
+            )
+    keep = tuple(c.strip() for c in options["keep_columns"].split(",") if c.strip())
+    file_mode = int(options.get("file_mode") or "0600", 8)
+    if file_mode & 0o004 and pseudonym_key is None:
+        raise UsageError(
+            f"--file-mode {file_mode:04o} makes the outputs world-readable, and they hold raw "
+            "CIs: add --pseudonymize, or use 0640 to share with a group"
+        )
+    client = ClientSettings(
+        base_url=base_url,
+        api_key=api_key or "",
+        partner=Partner(com_id, srv_id),
+        rate=options["rate"],
+        concurrency=options["concurrency"],
+        timeout=options["timeout"],
+        connect_timeout=options["connect_timeout"],
+        max_outage=options["max_outage"],
+        retry=RetryPolicy(attempts=options["attempts"]),
+        daily_reserve=options["daily_reserve"],
+    )
+    return RunSettings(
+        input_path=options["input_path"],
+        out_dir=out_dir,
+        client=client,
+        file_format=options["file_format"],
+        ci_column=options["ci_column"],
+        name_column=options["name_column"],
+        encoding=options["encoding"],
+        fresh=options["fresh"],
+        keep_progress=options["keep_progress"],
+        max_error_rate=options["max_error_rate"],
+        dry_run=options["dry_run"],
+        progress_tty=sys.stderr.isatty(),
+        progress_interval=options["progress_interval"],
+        keep_columns=keep,
+        pseudonym_key=pseudonym_key,
+        sheet=options["sheet"],
+        delimiter=delimiter,
+        header_row=options["header_row"],
+        dataset_root=dataset_root,
+        run_date=run_date,
+        sinks=tuple(options["sinks"]),
+        file_mode=file_mode,
+        max_age=max_age,
+        run_id=run_id,
+    )
+
+
+def api_key_from(path: Path | None) -> str | None:
+    """The API key from --api-key-file, else KOSCOM_API_KEY; never from a flag's value."""
+    if path is not None:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            # As ssh refuses a private key others can read: the key would be theirs too.
+            raise UsageError(
+                f"--api-key-file {path} can be read by others (mode {stat.S_IMODE(mode):o}); "
+                f"run chmod 600 {path}"
+            )
+        return path.read_text(encoding="utf-8").strip() or None
+    return os.environ.get("KOSCOM_API_KEY", "").strip() or None
+
+
+def _checked_base_url(url: str, log: Log) -> str:
+    """https anywhere but loopback; and say so when the production host is used."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise UsageError(f"--base-url {url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise UsageError("--base-url must use https for any host but this machine")
+    if host in PRODUCTION_HOSTS:
+        log.warning("production", host=host)
+        print(f"member-recon: using the PRODUCTION API at {host}", file=sys.stderr)
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

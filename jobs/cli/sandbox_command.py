@@ -1,0 +1,98 @@
+"""The `member-recon sandbox` command: the API's emulator on this machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="0 picks a free port.",
+)
+@click.option(
+    "--api-key-env",
+    default="SANDBOX_API_KEY",
+    show_default=True,
+    help="Environment variable holding the key the sandbox accepts [default key: sandbox-key].",
+)
+@click.option("--rate-limit", type=click.IntRange(min=1), help="Requests per sliding second.")
+@click.option("--minute-limit", type=click.IntRange(min=1), help="Requests per sliding minute.")
+@click.option(
+    "--limit-headers",
+    is_flag=True,
+    help="State the limits as Kong does: X-RateLimit-*-Second/-Minute and RateLimit-*.",
+)
+@click.option("--daily-cap", type=click.IntRange(min=0), help="Requests per API per day.")
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KIND:P[:API]|KIND:firstN[:API]",
+    help="Inject a fault; repeatable. Kinds: http500 http503 http429 html truncated "
+    "notjson reset slow unknown_result unknown_shape redirect duplicate endless_headers "
+    "huge_body.",
+)
+@click.option("--gzip", is_flag=True, help="Gzip every answer, whatever the client accepts.")
+@click.option(
+    "--close-after", type=click.IntRange(min=1), help="Close each connection after N answers."
+)
+@click.option(
+    "--close-silently", is_flag=True, help="With --close-after: no `Connection: close` header."
+)
+@click.option(
+    "--outage",
+    metavar="KIND:SECONDS[@AFTER]",
+    help="Fail every request for SECONDS, AFTER seconds from start. Kinds: html http503 "
+    "reset refused.",
+)
+@click.option("--flip", default="", help="A salt that changes every answer (a different 'day').")
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the base URL here once listening.",
+)
+def sandbox(**options: Any) -> None:
+    """Run a local emulator of both APIs, for demos and tests."""
+    import time  # noqa: PLC0415
+
+    from jobs.sandbox.server import Fault, Outage, Sandbox, SandboxConfig, run_forever  # noqa: PLC0415
+
+    try:
+        faults = tuple(Fault.parse(spec) for spec in options["faults"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fault") from None
+    try:
+        outage = options["outage"] and Outage.parse(options["outage"], time.monotonic())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--outage") from None
+    config = SandboxConfig(
+        api_key=os.environ.get(options["api_key_env"], "sandbox-key"),
+        rate_limit=options["rate_limit"],
+        minute_limit=options["minute_limit"],
+        limit_headers=options["limit_headers"],
+        daily_cap=options["daily_cap"],
+        latency=options["latency_ms"] / 1000,
+        faults=faults,
+        answer_salt=options["flip"],
+        gzip=options["gzip"],
+        close_after=options["close_after"],
+        close_silently=options["close_silently"],
+        outage=outage or None,
+    )
+
+    def ready(url: str) -> None:
+        print(f"sandbox listening on {url}", flush=True)
+        if options["ready_file"]:
+            options["ready_file"].write_text(url + "\n")
+
+    run_forever(Sandbox(config), options["host"], options["port"], ready)

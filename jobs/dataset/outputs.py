@@ -1,0 +1,126 @@
+"""The contract's output files: typed Arrow schemas and the rows that fill them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from typing import Any
+
+from jobs.api.models import Customer
+from jobs.record import CustomerRecord
+
+Row = dict[str, Any]
+
+RECONCILED_COLUMNS = (
+    "ci",
+    "kor_name",
+    "membership",
+    "linked_accounts",
+    "is_non_member",
+    "no_linked_account",
+    "status",
+    "next_action",
+    "error",
+    "terms_expire_date",
+    "checked_at",
+    "asked_on",
+)
+ACCOUNT_COLUMNS = ("ci", "com_id", "vt_acc_no", "vt_acc_alias")
+SCHEMA_VERSION = "2"  # 2: reconciled gained `asked_on` before the kept columns
+# Few distinct values each: stored dictionary-encoded in Parquet (docs/schema.md).
+DICTIONARY_COLUMNS = ("membership", "status", "next_action", "error", "com_id", "event")
+SCHEMA_METADATA = {"member_recon.schema_version": SCHEMA_VERSION}
+
+
+def pseudonym(key: bytes, ci: str) -> str:
+    """HMAC-SHA256 of a CI, hex: joinable across runs with the same key, not reversible."""
+    return hmac.new(key, ci.encode(), hashlib.sha256).hexdigest()
+
+
+def reconciled_schema(ci_field: str = "ci", keep_columns: Sequence[str] = ()) -> Any:
+    import pyarrow as pa  # noqa: PLC0415  (lazy: keeps --help fast)
+
+    return pa.schema(
+        [
+            pa.field(ci_field, pa.string(), nullable=False),
+            pa.field("kor_name", pa.string(), nullable=False),
+            pa.field("membership", pa.string()),
+            pa.field("linked_accounts", pa.int64()),
+            pa.field("is_non_member", pa.bool_()),
+            pa.field("no_linked_account", pa.bool_()),
+            pa.field("status", pa.string(), nullable=False),
+            pa.field("next_action", pa.string(), nullable=False),
+            pa.field("error", pa.string()),
+            pa.field("terms_expire_date", pa.date32()),
+            pa.field("checked_at", pa.timestamp("us", tz="UTC")),
+            pa.field("asked_on", pa.date32()),
+            *(pa.field(name, pa.string()) for name in keep_columns),
+        ],
+        metadata=SCHEMA_METADATA,
+    )
+
+
+def accounts_schema(ci_field: str = "ci") -> Any:
+    import pyarrow as pa  # noqa: PLC0415
+
+    return pa.schema(
+        [
+            pa.field(ci_field, pa.string(), nullable=False),
+            pa.field("com_id", pa.string(), nullable=False),
+            pa.field("vt_acc_no", pa.string(), nullable=False),
+            pa.field("vt_acc_alias", pa.string()),
+        ],
+        metadata=SCHEMA_METADATA,
+    )
+
+
+def runs_schema() -> Any:
+    import pyarrow as pa  # noqa: PLC0415
+
+    counts = ("rows", "rejected", "customers", "linked", "non_member", "no_linked_account", "error")
+    return pa.schema(
+        [
+            pa.field("run_id", pa.string()),
+            pa.field("run_date", pa.date32()),
+            pa.field("input", pa.string()),
+            pa.field("input_sha256", pa.string()),
+            pa.field("state", pa.string()),
+            pa.field("exit_code", pa.int64()),
+            *(pa.field(name, pa.int64()) for name in counts),
+            pa.field("requests", pa.int64()),
+            pa.field("retries", pa.int64()),
+            pa.field("started_at", pa.timestamp("us", tz="UTC")),
+            pa.field("finished_at", pa.timestamp("us", tz="UTC")),
+            pa.field("asked", pa.int64()),  # answers asked tonight
+            pa.field("carried", pa.int64()),  # answers carried from an earlier night (--max-age)
+        ],
+        metadata=SCHEMA_METADATA,
+    )
+
+
+def reconciled_row(customer: Customer, record: CustomerRecord, ci: str, ci_field: str) -> Row:
+    """One reconciled row; `ci` is the CI as outputs show it (as given, or its HMAC)."""
+    outcome = record.outcome
+    return {
+        ci_field: ci,
+        "kor_name": customer.kor_name,
+        "membership": outcome.membership,
+        "linked_accounts": outcome.linked_accounts,
+        "is_non_member": outcome.is_non_member,
+        "no_linked_account": outcome.no_linked_account,
+        "status": outcome.status.value,
+        "next_action": outcome.next_action.value,
+        "error": outcome.error,
+        "terms_expire_date": outcome.terms_expire_date,
+        "checked_at": record.checked_at,
+        "asked_on": record.asked_on,
+        **dict(customer.kept),
+    }
+
+
+def account_rows(record: CustomerRecord, ci: str, ci_field: str) -> list[Row]:
+    return [
+        {ci_field: ci, "com_id": a.com_id, "vt_acc_no": a.vt_acc_no, "vt_acc_alias": a.vt_acc_alias}
+        for a in record.outcome.accounts
+    ]

@@ -1,0 +1,1 @@
+"""`member-recon report`: one offline HTML page about a run or a dataset."""

@@ -1,0 +1,83 @@
+"""What the report reads: a run folder's summary, timeline and rejects; a dataset's nights.
+
+Every reader is plain pyarrow and csv; none reads a CI or a name.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from batch.outputs.dataset import run_log_path, table_dir
+from batch.run.timeline import TIMELINE_NAME, read_samples
+
+
+def nights(root: Path) -> list[dict[str, Any]]:
+    """One row per night from the run log: the last run's state and counts, all runs' requests."""
+    by_night: dict[str, dict[str, Any]] = {}
+    for run in sorted(
+        parquet_rows(run_log_path(root)),
+        key=lambda r: r.get("finished_at") or dt.datetime.min.replace(tzinfo=dt.UTC),
+    ):
+        day = str(run["run_date"])
+        night = by_night.setdefault(day, {"runs": 0, "requests": 0, "retries": 0})
+        requests, retries = (
+            night["requests"] + (run.get("requests") or 0),
+            night["retries"] + (run.get("retries") or 0),
+        )
+        night.update(run, run_date=day, runs=night["runs"] + 1, requests=requests, retries=retries)
+        customers = run.get("customers") or 0
+        night["error_rate"] = (run.get("error") or 0) / customers if customers else None
+    return [by_night[day] for day in sorted(by_night)]
+
+
+def events(root: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    rows = []
+    for folder in sorted(table_dir(root, "changes").glob("run_date=*")):
+        for file in folder.glob("*.parquet"):
+            counted = collections.Counter(
+                pq.read_table(file, columns=["event"]).column("event").to_pylist()
+            )
+            night = folder.name.removeprefix("run_date=")
+            rows += [{"night": night, "event": e, "n": n} for e, n in sorted(counted.items())]
+    return rows
+
+
+def run_samples(folder: Path) -> list[dict[str, Any]]:
+    table = folder / "timeline.parquet"
+    if table.is_file():
+        return parquet_rows(table)
+    samples = read_samples(folder / TIMELINE_NAME)
+    for sample in samples:
+        for key in ("at", "session_started"):
+            sample[key] = dt.datetime.fromisoformat(sample[key])
+    return samples
+
+
+def reject_reasons(path: Path) -> dict[str, int]:
+    """Rejected rows by reason; `duplicate ci: first seen on row 6` counts as `duplicate ci`."""
+    if not path.is_file():
+        return {}
+    with path.open(encoding="utf-8-sig", newline="") as rows:
+        reasons = (
+            re.sub(r"(: first seen on row| on row) \d+$", "", row.get("reason") or "")
+            for row in csv.DictReader(rows)
+        )
+        return dict(collections.Counter(reasons))
+
+
+def parquet_rows(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    return list(pq.read_table(path).to_pylist()) if path.is_file() else []
+
+
+def json_file(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text(encoding="utf-8")))

@@ -1,0 +1,1 @@
+"""A local emulator of KOSCOM's API for the demo, tests and benchmarks."""
