@@ -19,7 +19,7 @@ set +e
     --log-format text
 code=$?
 set -e
-echo "exit code $code (0 = done; see README for the others)"
+echo "exit code $code (0 = done; see docs/operations.md for the others)"
 [ "$code" -le 1 ] || exit "$code"
 "$PY" -m jobs report out/demo
 echo "open out/demo/report.html in a browser (it needs no network)"
