@@ -303,7 +303,7 @@ def test_the_engine_keeps_a_timeline_of_the_run(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="handing a folder to another group needs root")
 def test_a_setgid_root_hands_its_group_to_every_night(sandbox, tmp_path: Path) -> None:
-    """docs/protection.md's BI sharing: ROOT owned by the job's user, group of the BI readers, g+s."""
+    """docs/protection.md's BI sharing: ROOT of the job's user, the BI readers' group, g+s."""
     group = 65534  # nogroup: any group the job's user is not the primary of
     root = tmp_path / "bi"
     root.mkdir()
