@@ -48,6 +48,27 @@ class Table:
     dictionary: tuple[str, ...] = ()
 
 
+SUMMARY_VIEW = "summary"  # a View of this table is the workbook's summary sheet
+REJECTS_VIEW = "rejects"  # and of this one, its rejected rows (row, reason, values)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A sheet of the workbook (`--format xlsx`) for people: a table's rows, or some of them.
+
+    `columns` are shown in that order (empty: the table's own); a column the table lacks is
+    taken from the first table's row of the same item (the customer's name beside an
+    account). `where` keeps the rows whose column holds one of the values. A view of
+    SUMMARY_VIEW shows `labels` (count name, words) and each sheet's row count.
+    """
+
+    title: str
+    table: str
+    columns: tuple[str, ...] = ()
+    where: tuple[str, tuple[str, ...]] | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Admitted(Generic[I]):
     """A row the job will ask about; `key` makes it distinct (a repeat is a reject).
@@ -139,6 +160,10 @@ class Job(Protocol[I, R]):
 
     def rows(self, key: str, item: I, record: R) -> Mapping[str, Sequence[dict[str, Any]]]:
         """The rows one answered item gives each table."""
+        ...
+
+    def views(self) -> Sequence[View]:
+        """The workbook's sheets, in order (empty: one sheet per table)."""
         ...
 
     def counters(self, record: R) -> Iterable[str]:

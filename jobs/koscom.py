@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from batch.contract import Admitted, Column, Earlier, Table, Tally, Values
+from batch.contract import Admitted, Column, Earlier, Table, Tally, Values, View
 from batch.errors import InputError, UsageError
 from batch.http.gate import GateStats
 from batch.log import Log
@@ -27,6 +27,7 @@ from jobs.dataset.outputs import (
     accounts_schema,
     reconciled_row,
     reconciled_schema,
+    workbook_views,
 )
 from jobs.dataset.sinks import load
 from jobs.dataset.summary import run_log_row, summary_of
@@ -201,6 +202,9 @@ class KoscomJob:
             "reconciled": [reconciled_row(item, record, ci, ci_field)],
             "accounts": account_rows(record, ci, ci_field),
         }
+
+    def views(self) -> Sequence[View]:
+        return workbook_views(self.settings.ci_field, self.settings.keep_columns)
 
     def counters(self, record: CustomerRecord) -> Iterable[str]:
         yield record.outcome.status.value

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from batch.contract import Admitted, Column, Earlier, Table, Tally, Values
+from batch.contract import Admitted, Column, Earlier, Table, Tally, Values, View
 from batch.errors import PausedError
 from batch.run.lifecycle import run_batch
 from batch.settings import BatchResult, BatchSettings
@@ -122,6 +122,9 @@ class WordJob:
         if item in self.behaviour.drop_rows_of:
             return {"lengths": []}
         return {"lengths": [{"word": key, "length": record.length, "failure": record.failure}]}
+
+    def views(self) -> Sequence[View]:
+        return ()
 
     def counters(self, record: Measured) -> Iterable[str]:
         yield "failed" if record.failure else "measured"

@@ -48,8 +48,10 @@ def test_xlsx_is_one_workbook_with_typed_cells_frozen_header_and_filters(
     parquet = job(sandbox, path, tmp_path / "x", "--keep-progress")
     assert parquet.summary()["requests"] == 0
     book = openpyxl.load_workbook(workbook)
-    assert book.sheetnames == ["reconciled", "accounts"]
-    sheet, accounts = book["reconciled"], book["accounts"]
+    every, accounts_title = "전체 고객 (reconciled)", "계좌 (accounts)"
+    assert every in book.sheetnames
+    assert accounts_title in book.sheetnames
+    sheet, accounts = book[every], book[accounts_title]
     header = [c.value for c in sheet[1]]
     assert header == list(parquet.reconciled().columns)
     assert sheet.freeze_panes == "A2"
@@ -78,14 +80,15 @@ def test_xlsx_is_one_workbook_with_typed_cells_frozen_header_and_filters(
         assert linked.data_type == "n"
         assert linked.value == expected.linked_accounts
         assert row[col["is_non_member"]].data_type == "b"
-    account_rows = [[c.value for c in r] for r in accounts.iter_rows(min_row=2)]
+    # The accounts sheet shows the customer's name beside the CI.
+    account_rows = [[r[0].value, *(c.value for c in r[2:])] for r in accounts.iter_rows(min_row=2)]
     assert account_rows == [
         [None if pd.isna(v) else v for v in r] for r in parquet.accounts().itertuples(index=False)
     ]
     com_ids = {r[1] for r in account_rows}
     assert any(c.startswith("0") for c in com_ids)  # zeros kept: text cells
     assert all(
-        c.data_type == "s" for r in accounts.iter_rows(min_row=2) for c in r[1:3]
+        c.data_type == "s" for r in accounts.iter_rows(min_row=2) for c in r[2:4]
     )  # com_id and vt_acc_no are text
 
 

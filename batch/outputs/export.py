@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from batch.contract import Job
-from batch.outputs.workbook import Sheet, Workbook
+from batch.outputs.views import Sheets
+from batch.outputs.workbook import Workbook
 from batch.outputs.writer import OutputSet, TableWriter, defuse_cell
 from batch.store.progress_store import ProgressStore
 
@@ -38,23 +39,23 @@ def export_tables(
 ) -> Exported:
     """Every table, one row group per store batch; items without an answer give no rows.
 
-    As xlsx, every table is a sheet of one workbook named after the first table.
+    As xlsx, the job's views of its tables are the sheets of one workbook named after the
+    first table (batch.outputs.views), with the rejects and a summary.
     """
     tables = job.tables()
     exported = Exported()
-    writers: dict[str, TableWriter | Sheet] = {}
-    book = None
+    writers: dict[str, TableWriter] = {}
+    sheets = None
     try:
         if file_format == "xlsx":
             book = Workbook(outputs.aside(f"{tables[0].name}.xlsx"), zone)
-        for table in tables:
-            if book is not None:
-                exported.paths[table.name] = book.path
-                writers[table.name] = book.sheet(table.name, table.schema)
-                continue
-            path = outputs.aside(f"{table.name}.{file_format}")
-            exported.paths[table.name] = path
-            writers[table.name] = TableWriter(path, table.schema, file_format, table.dictionary)
+            exported.paths = {table.name: book.path for table in tables}
+            sheets = Sheets(book, job, tables, store)
+        else:
+            for table in tables:
+                path = outputs.aside(f"{table.name}.{file_format}")
+                exported.paths[table.name] = path
+                writers[table.name] = TableWriter(path, table.schema, file_format, table.dictionary)
         for batch in store.iter_items():
             rows: dict[str, list[dict[str, Any]]] = {table.name: [] for table in tables}
             for stored in batch:
@@ -67,16 +68,33 @@ def export_tables(
                 failure = job.failure(record)
                 if failure:
                     exported.failures[failure] += 1
-                for name, table_rows in job.rows(stored.key, item, record).items():
+                item_rows = job.rows(stored.key, item, record)
+                if sheets is not None:
+                    sheets.add(item_rows)
+                for name, table_rows in item_rows.items():
                     rows[name].extend(table_rows)
+            if sheets is not None:
+                sheets.flush()
             for name, writer in writers.items():
                 writer.write(rows[name])
+        if sheets is not None:
+            sheets.write_rejects(store)
+            counts = store.counts()
+            rows_read = int(store.get_meta("rows_total") or 0)
+            sheets.write_summary(
+                {"rows": rows_read, "rejected": counts["rejected"], "items": counts["items"]}
+                | dict(exported.counters)
+            )
     finally:
         for writer in writers.values():
             writer.close()
-        if book is not None:
-            book.close()
-    exported.written = {name: writer.rows for name, writer in writers.items()}
+        if sheets is not None:
+            sheets.close()
+            sheets.book.close()
+    if sheets is not None:
+        exported.written = {table.name: sheets.written[table.name] for table in tables}
+    else:
+        exported.written = {name: writer.rows for name, writer in writers.items()}
     return exported
 
 

@@ -7,6 +7,7 @@ import hmac
 from collections.abc import Sequence
 from typing import Any
 
+from batch.contract import REJECTS_VIEW, SUMMARY_VIEW, View
 from jobs.api.models import Customer
 from jobs.record import CustomerRecord
 
@@ -31,6 +32,49 @@ SCHEMA_VERSION = "2"  # 2: reconciled gained `asked_on` before the kept columns
 # Few distinct values each: stored dictionary-encoded in Parquet (docs/schema.md).
 DICTIONARY_COLUMNS = ("membership", "status", "next_action", "error", "com_id", "event")
 SCHEMA_METADATA = {"member_recon.schema_version": SCHEMA_VERSION}
+
+
+# The workbook's sheets (--format xlsx): a list per next action that asks something of the
+# service, then every customer, the accounts and the rejects. Names fit Excel's 31 characters.
+ACTION_SHEETS = {
+    "portal_signup": "포탈 가입 안내 (portal_signup)",
+    "link_account": "계좌 연결 안내 (link_account)",
+}
+SUMMARY_LABELS = (
+    ("rows", "rows read · 읽은 행"),
+    ("rejected", "rejected rows · 제외 행"),
+    ("items", "customers · 고객"),
+    ("linked", "linked · 계좌 연결됨"),
+    ("non_member", "non_member · 포탈 비회원 → portal_signup"),
+    ("no_linked_account", "no_linked_account · 연결 계좌 없음 → link_account"),
+    ("error", "error · 오류 → retry"),
+)
+# An action list leaves out what its action already says (is_non_member, error, ...).
+ACTION_COLUMNS = (
+    "status",
+    "next_action",
+    "membership",
+    "linked_accounts",
+    "terms_expire_date",
+    "checked_at",
+    "asked_on",
+)
+
+
+def workbook_views(ci_field: str, keep_columns: Sequence[str]) -> list[View]:
+    """The sheets of reconciled.xlsx, each with the kept columns beside the customer."""
+    person = (ci_field, "kor_name", *keep_columns)
+    rest = tuple(c for c in RECONCILED_COLUMNS if c not in ("ci", "kor_name"))
+    return [
+        View("요약 (summary)", SUMMARY_VIEW, labels=SUMMARY_LABELS),
+        *(
+            View(title, "reconciled", (*person, *ACTION_COLUMNS), ("next_action", (action,)))
+            for action, title in ACTION_SHEETS.items()
+        ),
+        View("전체 고객 (reconciled)", "reconciled", (*person, *rest)),
+        View("계좌 (accounts)", "accounts", (*person, *ACCOUNT_COLUMNS[1:])),
+        View("제외 행 (rejects)", REJECTS_VIEW),
+    ]
 
 
 def pseudonym(key: bytes, ci: str) -> str:
