@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import sys
@@ -37,6 +38,12 @@ class Redactor:
         return event
 
 
+def _local_time(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The event's time as the machine's clock shows it: `2026-11-24 18:13:05 KST`."""
+    event["timestamp"] = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    return event
+
+
 def configure(
     *, log_format: str, debug: bool, run_id: str, secrets: Iterable[str]
 ) -> tuple[Log, Redactor]:
@@ -53,7 +60,10 @@ def configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            # JSON for machines, in UTC; text for people, in the machine's own zone, named.
+            structlog.processors.TimeStamper(fmt="iso", utc=True)
+            if log_format == "json"
+            else _local_time,
             structlog.processors.format_exc_info,
             redactor,
             renderer,

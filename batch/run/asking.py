@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,13 +37,13 @@ async def ask_all(
             interval=settings.progress_interval,
             extra=asker.figures,
             unit=job.unit,
+            before=_answered_before(job, store),
         )
 
         async def answer(open_item: OpenItem) -> Outcome:
             record = await asker.ask(job.decode_item(open_item.payload))
             state = "done" if job.is_final(record) else "error"
-            label = next(iter(job.counters(record)), state)
-            return Outcome(state, job.encode_record(record), label)
+            return Outcome(state, job.encode_record(record), _label(job, record, state))
 
         runner = Runner(
             store,
@@ -72,3 +73,24 @@ async def ask_all(
     scalars = {k: v for k, v in figures.items() if isinstance(v, int | float | str)}
     log.info("asked", items=runner.finished, **scalars)
     return Asked(figures, stop)
+
+
+def _label(job: Job[Any, Any], record: Any, state: str) -> str:
+    """What a progress line counts a record as: its first counter (the summary's word)."""
+    return next(iter(job.counters(record)), state)
+
+
+def _answered_before(job: Job[Any, Any], store: ProgressStore) -> Counter[str]:
+    """The labels of the final answers the store already holds (a resume's, carried ones).
+
+    One scan of the store, and only when it holds any: the progress line then starts
+    where the run stands, and its last frame equals the summary.
+    """
+    found: Counter[str] = Counter()
+    if store.counts()["done"] == 0:
+        return found
+    for batch in store.iter_items():
+        for stored in batch:
+            if stored.state == "done" and stored.result is not None:
+                found[_label(job, job.decode_record(stored.result), "done")] += 1
+    return found
