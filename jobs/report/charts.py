@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,10 +33,32 @@ SERIES = {
 }
 MAX_POINTS = 600
 WIDTH = 640
+WRAP = 46  # characters on one line of a reason's label
+MAX_REASONS = 20  # bars; the table beside the chart lists every reason
 
 
-def _count_axis() -> Any:
-    return _alt().Axis(tickMinStep=1, format=",d")
+def whole_ticks(maximum: int) -> list[int]:
+    """Whole-number ticks from 0 to `maximum` or just past it: at most 8 steps of 1, 2, 5, 10…"""
+    step = 1
+    for power in itertools.count():
+        step = next((f * 10**power for f in (1, 2, 5) if maximum <= 8 * f * 10**power), 0)
+        if step:
+            break
+    top = -(-maximum // step) * step
+    return list(range(0, top + 1, step))
+
+
+def count_scale(maximum: int) -> tuple[Any, Any]:
+    """An axis and scale for counts: whole numbers only, never `0 1 1 2 2`."""
+    alt = _alt()
+    ticks = whole_ticks(max(int(maximum), 1))
+    axis = alt.Axis(values=ticks, format=",d", tickMinStep=1)
+    return axis, alt.Scale(domain=[0, ticks[-1]], nice=False)
+
+
+def wrapped(text: str) -> str:
+    """A label on lines of at most WRAP characters (the axis draws each line), none lost."""
+    return "\n".join(textwrap.wrap(text, WRAP, break_long_words=True)) or text
 
 
 def _alt() -> Any:
@@ -48,9 +71,10 @@ def _configured(chart: Any, title: str) -> Any:
     return (
         chart.properties(title=title, width=WIDTH)
         .configure(font=FONT)
-        .configure_axis(labelFontSize=12, titleFontSize=12, labelLimit=360)
+        # Limit 0 is none: a label is never cut (reason labels come wrapped instead).
+        .configure_axis(labelFontSize=12, titleFontSize=12, labelLimit=0)
         .configure_title(fontSize=15, anchor="start")
-        .configure_legend(labelFontSize=12, labelLimit=320)
+        .configure_legend(labelFontSize=12, labelLimit=0)
         .configure_view(stroke=None)
     )
 
@@ -63,9 +87,10 @@ def status_bars(counts: Mapping[str, int], *, actions: bool) -> Any:
         for key, label in STATUS.items()
     ]
     colours = alt.Scale(domain=list(STATUS), range=[v[2] for v in STATUS.values()])
+    axis, scale = count_scale(max(int(counts.get(key, 0)) for key in STATUS))
     base = alt.Chart(alt.Data(values=rows)).encode(
         y=alt.Y("label:N", sort=None, title=None),
-        x=alt.X("n:Q", title="customers · 고객 수", axis=_count_axis()),
+        x=alt.X("n:Q", title="customers · 고객 수", axis=axis, scale=scale),
     )
     bars = base.mark_bar().encode(
         color=alt.Color("status:N", scale=colours, legend=None),
@@ -77,33 +102,50 @@ def status_bars(counts: Mapping[str, int], *, actions: bool) -> Any:
 
 
 def reason_bars(reasons: Mapping[str, int], title: str) -> Any:
-    """A count per reason, the most frequent first (errors, or rejected rows)."""
+    """A bar per distinct reason, the most frequent first, its label whole (wrapped)."""
     alt = _alt()
-    rows = [
-        {"reason": reason if len(reason) <= 70 else reason[:69] + "…", "full": reason, "n": n}
-        for reason, n in sorted(reasons.items(), key=lambda item: -item[1])[:10]
-    ]
+    ranked = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:MAX_REASONS]
+    rows = [{"reason": reason, "label": wrapped(reason), "n": n} for reason, n in ranked]
+    axis, scale = count_scale(max(n for _, n in ranked))
+    lines = sum(len(wrapped(reason).splitlines()) for reason, _ in ranked)
     base = alt.Chart(alt.Data(values=rows)).encode(
-        y=alt.Y("reason:N", sort=None, title=None),
-        x=alt.X("n:Q", title="count · 건수", axis=_count_axis()),
+        # One band per distinct reason: two reasons that start alike never share a bar.
+        y=alt.Y(
+            "label:N",
+            sort=None,
+            title=None,
+            axis=alt.Axis(labelExpr="split(datum.label, '\\n')"),
+        ),
+        x=alt.X("n:Q", title="count · 건수", axis=axis, scale=scale),
     )
     bars = base.mark_bar(color="#c62828").encode(
-        tooltip=[alt.Tooltip("full:N", title="reason"), alt.Tooltip("n:Q", format=",")]
+        tooltip=[alt.Tooltip("reason:N", title="reason"), alt.Tooltip("n:Q", format=",")]
     )
     text = base.mark_text(align="left", dx=4).encode(text=alt.Text("n:Q", format=","))
-    return _configured((bars + text).properties(height=max(28 * len(rows), 40)), title)
+    height = max(18 * lines + 10 * len(rows), 40)
+    return _configured((bars + text).properties(height=height), title)
 
 
 def rates(samples: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per-second rates between samples of cumulative counts, at most MAX_POINTS a series."""
+    """Per-second rates between samples of cumulative counts, at most MAX_POINTS a series.
+
+    A session's counts start at zero when it starts: its first sample is a rate too, so a
+    run sampled once still has a timeline.
+    """
     step = max(1, -(-len(samples) // MAX_POINTS))
     points = list(samples[::step])
     if samples and points[-1] is not samples[-1]:
         points.append(samples[-1])
     rows = []
-    for before, after in itertools.pairwise(points):
-        if before.get("session_started") != after.get("session_started"):
-            continue  # a resume: no rate across the gap
+    previous: Mapping[str, Any] | None = None
+    for after in points:
+        before = previous
+        previous = after
+        if before is None or before.get("session_started") != after.get("session_started"):
+            started = after.get("session_started")  # a resume: no rate across the gap
+            if not isinstance(started, dt.datetime):
+                continue
+            before = {"at": started, **dict.fromkeys(SERIES, 0)}
         seconds = (after["at"] - before["at"]).total_seconds()
         if seconds <= 0:
             continue
@@ -116,7 +158,7 @@ def rates(samples: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def rate_line(samples: Sequence[Mapping[str, Any]]) -> Any | None:
-    """Requests, retries and 429s per second over the run; None without two samples."""
+    """Requests, retries and 429s per second over the run; None without a sample."""
     alt = _alt()
     rows = rates(samples)
     if not rows:
@@ -124,7 +166,7 @@ def rate_line(samples: Sequence[Mapping[str, Any]]) -> Any | None:
     colours = alt.Scale(domain=list(SERIES.values()), range=["#1565c0", "#f9a825", "#c62828"])
     chart = (
         alt.Chart(alt.Data(values=rows))
-        .mark_line(interpolate="step-after")
+        .mark_line(interpolate="step-after", point=True)  # one sample is still a point
         .encode(
             x=alt.X(
                 "at:T",
@@ -161,7 +203,7 @@ def night_status(nights: Sequence[Mapping[str, Any]]) -> Any:
         .mark_bar()
         .encode(
             x=alt.X("night:O", title="night · 실행일"),
-            y=alt.Y("n:Q", title="customers · 고객 수"),
+            y=alt.Y("n:Q", title="customers · 고객 수", axis=_stacked_axis(rows)),
             color=alt.Color("label:N", scale=colours, title=None),
             tooltip=["night:O", "label:N", alt.Tooltip("n:Q", format=",")],
         )
@@ -180,7 +222,7 @@ def night_events(events: Sequence[Mapping[str, Any]]) -> Any | None:
         .mark_bar()
         .encode(
             x=alt.X("night:O", title="night · 실행일"),
-            y=alt.Y("n:Q", title="events · 변경 건수"),
+            y=alt.Y("n:Q", title="events · 변경 건수", axis=_stacked_axis(events)),
             color=alt.Color("event:N", title=None, scale=alt.Scale(scheme="tableau10")),
             tooltip=["night:O", "event:N", alt.Tooltip("n:Q", format=",")],
         )
@@ -199,12 +241,26 @@ def night_lines(nights: Sequence[Mapping[str, Any]], field: str, title: str, axi
         .mark_line(point=True, color="#c62828" if field == "error_rate" else "#1565c0")
         .encode(
             x=alt.X("night:O", title="night · 실행일"),
-            y=alt.Y("v:Q", title=axis, axis=alt.Axis(format=fmt)),
+            y=alt.Y(
+                "v:Q",
+                title=axis,
+                axis=alt.Axis(format=fmt)
+                if field == "error_rate"
+                else count_scale(max((int(r["v"]) for r in rows), default=1))[0],
+            ),
             tooltip=["night:O", alt.Tooltip("v:Q", format=fmt, title=axis)],
         )
         .properties(height=200)
     )
     return _configured(chart, title)
+
+
+def _stacked_axis(rows: Sequence[Mapping[str, Any]]) -> Any:
+    """A count axis for bars stacked per night: whole numbers up to the tallest night."""
+    totals: dict[Any, int] = {}
+    for row in rows:
+        totals[row["night"]] = totals.get(row["night"], 0) + int(row["n"])
+    return count_scale(max(totals.values(), default=1))[0]
 
 
 def vega_lite(chart: Any) -> dict[str, Any]:

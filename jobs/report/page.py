@@ -25,6 +25,7 @@ from batch.errors import UsageError
 from batch.outputs.dataset import is_old_layout, night_file, run_log_path
 from batch.outputs.writer import OutputSet
 from jobs.report import charts, data
+from jobs.report.steps import Find, next_steps
 
 PAGE = "report.html"
 _TEMPLATE = Path(__file__).with_name("template.html")
@@ -95,7 +96,11 @@ def run_page(folder: Path) -> tuple[str, str, dict[str, Any]]:
         f"<h1>member-recon run report · 실행 보고서</h1><p class=sub>{html.escape(str(folder))}</p>"
     )
     run_section(
-        page, summary, data.run_samples(folder), data.reject_reasons(folder / "rejects.csv")
+        page,
+        summary,
+        data.run_samples(folder),
+        data.reject_reasons(folder / "rejects.csv"),
+        lambda name: folder / name if (folder / name).is_file() else None,
     )
     return title, page.body(), page.specs
 
@@ -105,6 +110,7 @@ def run_section(
     summary: Mapping[str, Any],
     samples: Sequence[Mapping[str, Any]],
     rejects: Mapping[str, int],
+    find: Find,
 ) -> None:
     """One run: what it came to, what to do next, and how it went."""
     state = str(summary.get("state", "?"))
@@ -141,7 +147,7 @@ def run_section(
     )
     page.add(
         "<h2>Next steps · 다음 할 일</h2><ul>"
-        + "".join(f"<li>{html.escape(s)}</li>" for s in _next_steps(summary))
+        + "".join(f"<li>{html.escape(s)}</li>" for s in next_steps(summary, find))
         + "</ul>"
     )
     counts = {key: int(summary.get(key) or 0) for key in charts.STATUS}
@@ -155,6 +161,7 @@ def run_section(
         charts.reason_bars(errors, "Errors by reason · 오류 사유") if errors else None,
         "No customer ended in error. · 오류 없음",
     )
+    page.add(_reasons_table(errors, "error reason · 오류 사유"))
     asked_on = dict(summary.get("customers_by_asked_on") or {})
     if asked_on:  # under --max-age: how old tonight's answers are
         page.chart(charts.reason_bars(asked_on, "Answers by the night that asked them · 조회일"))
@@ -163,6 +170,7 @@ def run_section(
         charts.reason_bars(rejects, "Rejected rows by reason · 제외 사유") if rejects else None,
         "No input row was rejected. · 제외된 행 없음",
     )
+    page.add(_reasons_table(rejects, "reject reason · 제외 사유"))
 
 
 def dataset_page(root: Path) -> tuple[str, str, dict[str, Any]]:
@@ -193,6 +201,7 @@ def dataset_page(root: Path) -> tuple[str, str, dict[str, Any]]:
                 data.json_file(summary_file),
                 data.parquet_rows(night_file(root, "timeline.parquet", day)),
                 data.reject_reasons(night_file(root, "rejects.csv", day)),
+                lambda name: _night_file(root, name, day),
             )
     return f"member-recon dataset · {root.name}", page.body(), page.specs
 
@@ -238,34 +247,22 @@ def _nights_table(nights: Sequence[Mapping[str, Any]]) -> str:
     return f"<h2>Nights · 실행 목록</h2>{table}"
 
 
-def _next_steps(summary: Mapping[str, Any]) -> list[str]:
-    state, steps = summary.get("state"), []
-    count = {key: _fmt(summary.get(key)) for key in ("non_member", "no_linked_account", "error")}
-    if state == "done":
-        steps.append(
-            f"Send {count['non_member']} non-members to the 금융투자 핀테크 포탈 sign-up "
-            "(portal_signup)."
-        )
-        steps.append(
-            f"Guide {count['no_linked_account']} members to issue and link a virtual account "
-            "(link_account)."
-        )
-        if summary.get("error"):
-            steps.append(
-                f"{count['error']} customers ended in error: run the same command again; "
-                "only they are asked again."
-            )
-        if summary.get("exit_code") == 1:
-            steps.append("Exit 1: more customers ended in error than --max-error-rate allows.")
-    elif state == "paused":
-        steps.append(
-            f"Paused at the daily reserve with {_fmt(summary.get('unanswered'))} customers "
-            "left: run the same command after 09:00 KST."
-        )
-    elif state in ("aborted", "stopped", "failed"):
-        steps.append(str(summary.get("reason") or state))
-        steps.append("Progress is saved: run the same command again to resume.")
-    return steps or ["Nothing to do."]
+def _reasons_table(reasons: Mapping[str, int], head: str) -> str:
+    """Every reason in full beside its chart, the most frequent first."""
+    if not reasons:
+        return ""
+    ranked = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+    body = "".join(f"<tr><td>{html.escape(r)}</td><td>{n:,}</td></tr>" for r, n in ranked)
+    return (
+        f'<table class="reasons"><thead><tr><th>{html.escape(head)}</th><th>count · 건수</th>'
+        f"</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _night_file(root: Path, name: str, day: dt.date) -> Path | None:
+    """A night's file in a dataset (each in its table's partition), if the night has it."""
+    path = night_file(root, name, day)
+    return path if path.is_file() else None
 
 
 def _tile(label: str, value: Any) -> str:
