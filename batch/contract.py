@@ -33,10 +33,17 @@ Values = Mapping[str, str | None]
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """An input column the job needs, and the setting that names another one."""
+    """An input column the job needs, and the setting that names another one.
+
+    `aliases` are headers people give the column (`CI`, `성명`): a header that misses the
+    name but has one of them, or the name in another case, is suggested for the setting.
+    `suggest` is False for a setting that names several columns at once.
+    """
 
     name: str
     setting: str
+    aliases: tuple[str, ...] = ()
+    suggest: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,19 @@ class UsageError(RunError):
 
 
 class InputError(UsageError):
-    """The input cannot be read as a table with the needed columns."""
+    """The input cannot be read as a table with the needed columns.
+
+    `suggestions` pairs settings with values the input seems to mean (`ci_column`, `CI`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        setting: str | None = None,
+        suggestions: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(message, setting)
+        self.suggestions = suggestions
 
 
 class ResumeMismatch(UsageError):

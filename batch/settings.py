@@ -44,3 +44,4 @@ class BatchResult:
 
     summary: dict[str, Any]
     outputs: tuple[Path, ...]
+    finished_before: bool = False  # an earlier run had finished it: nothing was done now

@@ -29,6 +29,7 @@ class RunResult:
     summary: dict[str, Any]
     exit_code: int
     outputs: tuple[Path, ...]
+    finished_before: bool = False  # the summary is the earlier run's; nothing was asked now
 
 
 def run(settings: RunSettings, log: Log) -> RunResult:
@@ -69,7 +70,8 @@ def run(settings: RunSettings, log: Log) -> RunResult:
             f"{paused}; {remaining} customers remain: run the same command again "
             "after the daily reset (09:00 KST) to finish them"
         ) from None
-    return RunResult(result.summary, int(result.summary.get("exit_code", 0)), result.outputs)
+    code = int(result.summary.get("exit_code", 0))
+    return RunResult(result.summary, code, result.outputs, result.finished_before)
 
 
 def _check_kept_columns(settings: RunSettings) -> None:

@@ -47,6 +47,9 @@ from jobs.validation import customer_or_problem, kept_problem
 
 # A CI is 88 base64 characters; a run of 40 or more is hidden too (a CI cut by a bad row).
 CI_SHAPED = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
+# Headers people give the two columns; one of them is suggested when the default is missing.
+CI_ALIASES = ("ci", "CI", "고객CI", "연계정보")
+NAME_ALIASES = ("kor_name", "성명", "이름", "고객명", "name", "korName", "한글성명")
 # CP949 is a superset of EUC-KR, and what Korean Excel writes.
 LEGACY_ENCODINGS = {"cp949": "cp949", "euc_kr": "cp949", "johab": "cp949", "iso2022_kr": "cp949"}
 
@@ -92,6 +95,7 @@ class KoscomJob:
     def __init__(self, settings: RunSettings, log: Log) -> None:
         self.settings = settings
         self._log = log
+        self.key_name = settings.ci_column  # "duplicate CI: first seen on row 5"
         self._client: KoscomClient | None = None
         key = settings.pseudonym_key
         self._sealer = Sealer(key) if key else None
@@ -113,15 +117,17 @@ class KoscomJob:
     def columns(self) -> Sequence[Column]:
         settings = self.settings
         return [
-            Column(settings.ci_column, "ci_column"),
-            Column(settings.name_column, "name_column"),
-            *(Column(name, "keep_columns") for name in settings.keep_columns),
+            Column(settings.ci_column, "ci_column", CI_ALIASES),
+            Column(settings.name_column, "name_column", NAME_ALIASES),
+            *(Column(name, "keep_columns", suggest=False) for name in settings.keep_columns),
         ]
 
     def admit(self, values: Values) -> Admitted[Customer] | str:
         settings = self.settings
         verdict = customer_or_problem(
-            values.get(settings.ci_column), values.get(settings.name_column)
+            values.get(settings.ci_column),
+            values.get(settings.name_column),
+            (settings.ci_column, settings.name_column),  # reasons in the input's own words
         )
         if isinstance(verdict, str):
             return verdict

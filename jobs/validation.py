@@ -19,30 +19,30 @@ NAME_MAX = 10
 _CONTROLS = frozenset({"Cc", "Zl", "Zp"})  # controls, line and paragraph separators
 
 
-def ci_problem(value: str | None) -> str | None:
-    """Why `value` (trimmed) is not a valid CI, or None if it is."""
+def ci_problem(value: str | None, column: str = "ci") -> str | None:
+    """Why `value` (trimmed) is not a valid CI, or None; `column` is the input's name for it."""
     if not value:
-        return "ci is empty"
+        return f"{column} is empty"
     if len(value) != CI_LENGTH:
-        return f"ci has {len(value)} characters, not {CI_LENGTH}"
+        return f"{column} has {len(value)} characters, not {CI_LENGTH}"
     try:
         decoded = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        return "ci is not standard base64"
+        return f"{column} is not standard base64"
     if len(decoded) != CI_BYTES:
-        return f"ci decodes to {len(decoded)} bytes, not {CI_BYTES}"
+        return f"{column} decodes to {len(decoded)} bytes, not {CI_BYTES}"
     return None
 
 
-def name_problem(value: str | None) -> str | None:
-    """Why `value` (trimmed) is not a valid Korean name, or None if it is."""
+def name_problem(value: str | None, column: str = "kor_name") -> str | None:
+    """Why `value` (trimmed) is not a valid Korean name, or None; `column` names it."""
     if not value:
-        return "kor_name is empty"
+        return f"{column} is empty"
     if len(value) > NAME_MAX:
-        return f"kor_name has {len(value)} characters, more than {NAME_MAX}"
+        return f"{column} has {len(value)} characters, more than {NAME_MAX}"
     control = next((c for c in value if unicodedata.category(c) in _CONTROLS), None)
     if control is not None:
-        return f"kor_name has a control character (U+{ord(control):04X})"
+        return f"{column} has a control character (U+{ord(control):04X})"
     return None
 
 
@@ -53,11 +53,14 @@ def kept_problem(column: str, value: str | None) -> str | None:
     return None
 
 
-def customer_or_problem(ci: str | None, kor_name: str | None) -> Customer | str:
-    """A valid customer from raw values, or the first reason it is not one."""
+def customer_or_problem(
+    ci: str | None, kor_name: str | None, columns: tuple[str, str] = ("ci", "kor_name")
+) -> Customer | str:
+    """A valid customer from raw values, or the first reason it is not one (in `columns`'
+    words: the input's own names for the CI and the name)."""
     ci = (ci or "").strip()
     kor_name = (kor_name or "").strip()
-    problem = ci_problem(ci) or name_problem(kor_name)
+    problem = ci_problem(ci, columns[0]) or name_problem(kor_name, columns[1])
     return problem or Customer(ci, kor_name)
 
 

@@ -66,7 +66,7 @@ def test_every_row_rejected_is_exit_2_publishes_nothing_and_frees_the_folder(
     message = wrong.stderr.strip().splitlines()[-1]
     assert message == (
         "member-recon: input customers_cp949_semicolon.csv has nothing to check: 15 rows "
-        "read, every one rejected (15 × ci has 8 characters, not 88); header on row 3: "
+        "read, every one rejected (15 × customer_no has 8 characters, not 88); header on row 3: "
         "'customer_no', 'ci', 'kor_name', 'branch', 'joined', 'vip', 'memo'"
     )
     assert sorted(p.name for p in out.iterdir()) == [".lock"]  # no summary, rejects or store
@@ -99,7 +99,7 @@ def test_an_empty_or_header_only_file_is_exit_2(
     ("args", "message", "hint"),
     [
         (["--keep-columns", "지점"], "has no column '지점'", "see --keep-columns"),
-        (["--ci-column", "CI"], "has no column 'CI'", "see --ci-column"),
+        (["--ci-column", "CI"], "has no column 'CI'", "did you mean --ci-column ci?"),
         (["--header-row", "1"], "has no column 'ci' (row 1, the closest", "see --ci-column"),
         (["--header-row", "2"], "has no header: row 2 is empty", "pass --header-row N"),
     ],

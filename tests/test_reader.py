@@ -188,7 +188,7 @@ def test_a_header_the_encoding_cannot_read_asks_for_the_encoding(tmp_path: Path)
     source = open_input(path, encoding="utf-8")
     with pytest.raises(InputError, match=r"in.csv: row 1 is not valid UTF-8") as caught:
         source.layout([Column("고객CI", "ci_column")])
-    assert caught.value.setting == "encoding"
+    assert caught.value.setting == "encoding_given"  # it was given: not "pass --encoding"
 
 
 def test_cp949_only_characters_are_read(tmp_path: Path) -> None:

@@ -171,7 +171,8 @@ class RequestGate:
             return await call_with_retry(self.settings.retry, attempt_once, on_retry)
         except RequestError as failure:
             if is_retryable(failure):  # the attempts ran out: this is the item's answer now
-                return type(failure)(f"{failure.reason} after {attempts} attempts")
+                tries = "attempt" if attempts == 1 else "attempts"
+                return type(failure)(f"{failure.reason} after {attempts} {tries}")
             return failure
 
     async def _attempt(self, request: GateRequest, read: Callable[[HttpAnswer], T]) -> T:

@@ -11,22 +11,21 @@ header row: its first record is row 1.
 
 from __future__ import annotations
 
-import codecs
 import gzip
 import hashlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, cast
 
 from batch.contract import Column
 from batch.errors import InputError
-from batch.inputs import delimited, sniff
+from batch.inputs import delimited, encoding, sniff
 from batch.inputs.sheets import SHEET_SUFFIXES, Workbook, display
 
 _BLOCK = 1 << 20
-_SNIFF_BYTES = 256 * 1024
 SAMPLES = 3
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 KINDS = ".csv, .tsv, .txt (or those gzipped), .parquet, .xlsx, .xls or .ods"
@@ -71,6 +70,7 @@ class InputFile:
     kind: str  # text | parquet | sheet
     compressed: bool = False
     encoding: str | None = None  # text only: detected, or given
+    encoding_given: bool = False  # a wrong guess is ours; a wrong given encoding is not
     sheet: str | None = None
     delimiter: str | None = None  # given; else found with the header
     header_row: int | None = None  # given; else found
@@ -113,7 +113,8 @@ class InputFile:
         options.update(kind="text", compressed=name.endswith(".gz"), delimiter=delimiter)
         if encoding is not None:
             try:
-                return cls(encoding=sniff.reading_codec(encoding), **options)
+                codec = sniff.reading_codec(encoding)
+                return cls(encoding=codec, encoding_given=True, **options)
             except LookupError:
                 raise InputError(f"unknown encoding {encoding!r}", setting="encoding") from None
         if info.st_size == 0:
@@ -138,34 +139,8 @@ class InputFile:
 
     def detect_encoding(self) -> str:
         """A BOM's (UTF-8, UTF-16); UTF-8 if every byte decodes; else CP949 if it looks Korean."""
-        decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        sample = b""
-        try:
-            with _Reading(self.path.name), self._binary() as stream:
-                while block := stream.read(_BLOCK):
-                    if not sample and (bom := sniff.bom_encoding(block)):
-                        return bom
-                    if len(sample) < _SNIFF_BYTES:
-                        sample += block[: _SNIFF_BYTES - len(sample)]
-                    decoder.decode(block)
-                decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            pass
-        else:
-            return "utf-8-sig"
-        # Imported here: detection is needed only for legacy exports, and it is slow to import.
-        import charset_normalizer  # noqa: PLC0415
-
-        guesses = [m.encoding for m in charset_normalizer.from_bytes(sample)]
-        for guess in guesses:
-            if guess in self.legacy:
-                return self.legacy[guess]
-        seen = guesses[0] if guesses else "unknown"
-        known = "/".join(sorted({c.upper() for c in self.legacy.values()}))
-        raise InputError(
-            f"input {self.path.name} is neither UTF-8 nor {known or 'UTF-16'} (looks like {seen})",
-            setting="encoding",
-        )
+        with _Reading(self.path.name), self._binary() as stream:
+            return encoding.detect(stream, self.path.name, self.legacy)
 
     def layout(self, needed: Sequence[Column]) -> Layout:
         """Find the header (and the delimiter); an InputError naming what is missing if none."""
@@ -237,10 +212,16 @@ class InputFile:
         )
 
     def _undecodable(self, where: str) -> InputError:
-        return InputError(
-            f"input {self.path.name}: {where} is not valid {sniff.label(self.encoding)}",
-            setting="encoding",
-        )
+        """Not decodable: pass an encoding, or (when one was given) another one."""
+        text = f"input {self.path.name}: {where} is not valid {sniff.label(self.encoding)}"
+        if not self.encoding_given:
+            return InputError(text, setting="encoding")
+        try:
+            guess = sniff.label(replace(self, encoding=None).detect_encoding())
+        except InputError:
+            guess = None
+        looks = f" (it looks like {guess})" if guess else ""
+        return InputError(f"{text}, the encoding given{looks}", setting="encoding_given")
 
     def _iter_text(self, layout: Layout) -> Iterator[RawRow]:
         name, encoding = self.path.name, self.encoding
@@ -248,12 +229,18 @@ class InputFile:
             found = delimited.records(
                 text, layout.delimiter or ",", layout.header_row or 0, name, encoding
             )
-            for number, fields, unreadable in found:
-                if fields is None:
-                    yield RawRow(number, {}, unreadable)
-                    continue
-                values, problem = delimited.values(layout.columns, fields, encoding)
-                yield RawRow(number, values, problem)
+            try:
+                for number, fields, unreadable in found:
+                    if fields is None:
+                        yield RawRow(number, {}, unreadable)
+                        continue
+                    values, problem = delimited.values(layout.columns, fields, encoding)
+                    yield RawRow(number, values, problem)
+            except InputError as error:
+                where = re.search(r": (row \d+) is not valid", str(error))
+                if where is None or not self.encoding_given:
+                    raise
+                raise self._undecodable(where.group(1)) from None
 
     # Spreadsheets
 
@@ -284,7 +271,11 @@ class InputFile:
             ):
                 return InputError(f"{where}; sheet {other!r} has them", setting="sheet")
         listed = ", ".join(repr(name) for name in others[:10])
-        return InputError(f"{where}; its other sheets: {listed}", setting=missing.setting)
+        return InputError(
+            f"{where}; its other sheets: {listed}",
+            setting=missing.setting,
+            suggestions=missing.suggestions,
+        )
 
     def _iter_sheet(self, layout: Layout) -> Iterator[RawRow]:
         header, width = layout.header_row or 0, len(layout.columns)
@@ -312,6 +303,7 @@ class InputFile:
                     f"input {self.path.name} has no column {column.name!r} "
                     f"(it has {sniff.shown(columns)})",
                     setting=column.setting,
+                    suggestions=sniff.suggestions(needed, columns),
                 )
         first = next(self._iter_parquet(SAMPLES), None)
         return Layout(None, None, None, None, columns, [first.values] if first else [])

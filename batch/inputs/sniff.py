@@ -196,7 +196,22 @@ def header_or_error(
         f"{where} has no column {missing.name!r} (row {near.index + 1}, the closest to a "
         f"header, has {shown(near.columns)})",
         setting=missing.setting,
+        suggestions=suggestions(needed, near.columns),
     )
+
+
+def suggestions(needed: Sequence[Column], found: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """For each needed column missing from `found`: the header it likely is (case, alias)."""
+    by_fold = {name.strip().casefold(): name for name in reversed(found) if name}
+    pairs = []
+    for column in needed:
+        if column.name in found or not column.suggest:
+            continue
+        for guess in (column.name, *column.aliases):
+            if guess.casefold() in by_fold:
+                pairs.append((column.setting, by_fold[guess.casefold()]))
+                break
+    return tuple(pairs)
 
 
 def numbered(rows: Iterable[tuple[int, list[str | None]]], limit: int) -> list[list[str | None]]:

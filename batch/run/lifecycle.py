@@ -90,7 +90,7 @@ def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchRes
         finished = finished_before(out_dir, identity)
         if finished is not None:
             log.info("finished_before", folder=str(out_dir))
-            return BatchResult(*finished)
+            return BatchResult(*finished, finished_before=True)
         (out_dir / FINISHED_NAME).unlink(missing_ok=True)
         store = ProgressStore(out_dir / STORE_NAME)
         life = _Life(job, settings, store, log, started)

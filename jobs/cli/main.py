@@ -17,6 +17,7 @@ from jobs.cli.outcome import (
     guard_process,
     print_summary,
     proxy_passwords,
+    say_finished_before,
     say_too_many_errors,
 )
 from jobs.cli.sandbox_command import sandbox
@@ -276,6 +277,8 @@ def run(**options: Any) -> None:
         fail("interrupted; progress is saved: run the same command again to resume", 128 + signum)
     except Exception as exc:
         explain(exc, options["debug"], redactor, target)
+    if result.finished_before:
+        say_finished_before(result.summary)
     print_summary(result.summary, result.outputs, target)
     if result.exit_code == 1:
         say_too_many_errors(result.summary, options["max_error_rate"])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import datetime as dt
 import errno
 import os
+import re
 import resource
 import shlex
 import signal
@@ -49,6 +51,7 @@ _HINTS = {
     "fresh": "pass --fresh to start over, or choose another --out",
     "out_dir_busy": "wait for it or choose another --out",
     "encoding": "pass --encoding",
+    "encoding_given": "name the file's encoding with --encoding, or leave it out to detect it",
     "out_dir": "choose another --out",
     "migrate": "run `member-recon migrate ROOT` once (see README, BI dataset)",
     "sheet": "pass --sheet NAME",
@@ -59,10 +62,19 @@ _HINTS = {
 def _with_hint(exc: Exception) -> str:
     """The error's message, and the flag that would fix it where the engine named a setting."""
     setting = getattr(exc, "setting", None)
+    suggested = getattr(exc, "suggestions", ())
+    if suggested:  # the columns the input seems to mean, as flags to paste
+        flags = " ".join(f"--{s.replace('_', '-')} {_shell_word(v)}" for s, v in suggested)
+        return f"{exc}; did you mean {flags}?"
     if not setting:
         return str(exc)
     hint = _HINTS.get(setting) or f"see --{setting.replace('_', '-')}"
     return f"{exc}; {hint}"
+
+
+def _shell_word(value: str) -> str:
+    """A value as typed on a command line: `성명` as is, `고객 CI` quoted."""
+    return value if re.fullmatch(r"[\w.-]+", value) else shlex.quote(value)
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -101,15 +113,37 @@ def _raise_keyboard_interrupt(signum: int, _: object) -> None:
     raise KeyboardInterrupt(signum)
 
 
-def _print_read(read: dict[str, Any]) -> None:
-    """How the input was read, before any quota is spent: a dry run's first lines."""
+def read_line(read: dict[str, Any], *, columns: bool = True) -> str:
+    """How the input was read, in one line: every run says it, a dry run first of all."""
     how = [
         read.get("encoding") and f"encoding {read['encoding']}",
         read.get("delimiter") and f"{read['delimiter']}-delimited",
         read.get("sheet") is not None and f"sheet {read['sheet']!r}",
         read.get("header_row") and f"header on row {read['header_row']}",
     ]
-    print("read as:", ", ".join(part for part in how if part) or "Parquet")
+    line = "read as: " + (", ".join(part for part in how if part) or "Parquet")
+    return line + (f"; columns: {', '.join(read.get('columns', []))}" if columns else "")
+
+
+def say_finished_before(summary: dict[str, Any]) -> None:
+    """A rerun of a finished night: it says so, and when, before the earlier summary."""
+    finished = summary.get("finished_at")
+    when = (
+        dt.datetime.fromisoformat(finished).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        if finished
+        else "earlier"
+    )
+    print(
+        f"already finished: run {summary.get('run_id', '?')} reconciled "
+        f"{summary.get('input', 'this input')} here at {when} (exit "
+        f"{summary.get('exit_code', 0)}); nothing was asked now. Its summary and outputs "
+        "follow; pass --fresh to run it again."
+    )
+
+
+def _print_read(read: dict[str, Any]) -> None:
+    """How the input was read, before any quota is spent: a dry run's first lines."""
+    print(read_line(read, columns=False))
     print("  columns:", ", ".join(read.get("columns", [])))
     for row in read.get("samples", []):
         print("  sample: ", "  ".join(f"{k}={v}" for k, v in row.items()))
@@ -127,7 +161,8 @@ def say_too_many_errors(summary: dict[str, Any], max_error_rate: float) -> None:
     fraction = errors / customers if customers else 0.0
     reasons = list(summary.get("errors_by_reason", {}).items())[:3]
     line = (
-        f"{errors} of {customers} customers ({fraction:.1%}) ended in error, "
+        f"{errors} of {customers} customer{'' if customers == 1 else 's'} ({fraction:.1%}) "
+        "ended in error, "
         f"above --max-error-rate {max_error_rate:g}"
     )
     if reasons:
@@ -163,6 +198,8 @@ def print_summary(
     width = max(len(k) for k in keys)
     if summary.get("state") == "dry_run":
         _print_read(summary.get("input_read") or {})
+    elif summary.get("input_read"):
+        print(read_line(summary["input_read"]))
     plan = summary.get("plan")
     if plan:
         print(

@@ -15,27 +15,27 @@ Find = Callable[[str], Path | None]  # a file name -> where the run's copy is, i
 def next_steps(summary: Mapping[str, Any], find: Find) -> list[str]:
     """Plain sentences, most urgent first."""
     state, steps = summary.get("state"), []
-    count = {key: _n(summary.get(key)) for key in ("non_member", "no_linked_account", "error")}
     if state == "done":
         lists = _lists(find)
         steps.append(
-            f"Send {count['non_member']} non-members to the 금융투자 핀테크 포탈 sign-up "
+            f"Send {_of(summary, 'non_member', 'non-member')} to the 금융투자 핀테크 포탈 sign-up "
             f"(portal_signup): {lists['portal_signup']}."
         )
         steps.append(
-            f"Guide {count['no_linked_account']} members to issue and link a virtual account "
+            f"Guide {_of(summary, 'no_linked_account', 'member')} to issue and link a virtual "
+            "account "
             f"(link_account): {lists['link_account']}."
         )
         if summary.get("error"):
             steps.append(
-                f"{count['error']} customers ended in error: run the same command again; "
-                "only they are asked again."
+                f"{_of(summary, 'error', 'customer')} ended in error: run the same command "
+                "again; only they are asked again."
             )
         if summary.get("exit_code") == 1:
             steps.append("Exit 1: more customers ended in error than --max-error-rate allows.")
     elif state == "paused":
         steps.append(
-            f"Paused at the daily reserve with {_n(summary.get('unanswered'))} customers "
+            f"Paused at the daily reserve with {_of(summary, 'unanswered', 'customer')} "
             "left: run the same command after 09:00 KST."
         )
     elif state in ("aborted", "stopped", "failed"):
@@ -65,5 +65,9 @@ def _lists(find: Find) -> dict[str, str]:
     return {a: f"the rows with next_action = {a} in the reconciled table" for a in ACTION_SHEETS}
 
 
-def _n(value: Any) -> str:
-    return f"{value:,}" if isinstance(value, int) else str(value if value is not None else "?")
+def _of(summary: Mapping[str, Any], key: str, noun: str) -> str:
+    """`1 customer`, `2 customers`, `1,204 customers`: a count and its noun."""
+    value = summary.get(key)
+    if not isinstance(value, int):
+        return f"? {noun}s"
+    return f"{value:,} {noun}" + ("" if value == 1 else "s")
