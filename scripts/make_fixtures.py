@@ -11,6 +11,8 @@ and saved by LibreOffice headless, as an office would export it:
     customers_cp949_semicolon.csv  "Text CSV", Korean (Windows-949), ';' between fields
     customers_utf16_tab.txt        "Unicode text": UTF-16 with a BOM, tab between fields
     second_sheet.xlsx              a notes sheet first, the customers on the second
+    formatted_numbers.xlsx / .csv  numbers with thousands separators, percent, currency, and
+                                   the sheet's "Text CSV" export of them (cells as shown)
 
 The tests read the committed files and never need LibreOffice. Re-running rewrites them
 (LibreOffice stamps a save time inside, so the bytes change; the cells do not).
@@ -29,7 +31,15 @@ sys.path.insert(0, str(ROOT))
 
 import openpyxl
 
-from tests.fixture_rows import FIXTURES, HEADER, TITLE, sheet_rows
+from tests.fixture_rows import (
+    FIXTURES,
+    FORMATS,
+    FORMATTED,
+    HEADER,
+    TITLE,
+    formatted_people,
+    sheet_rows,
+)
 
 # LibreOffice's text filter: field separator, text delimiter, character set (its numbering:
 # 62 is Windows-949, 65535 is UTF-16), first line. Cells are written as shown.
@@ -65,6 +75,19 @@ def build(path: Path, *, notes_first: bool = False) -> None:
                 cell.number_format = "00000000"
             elif name == "joined":
                 cell.number_format = "YYYY-MM-DD"
+    book.save(path)
+
+
+def build_formatted(path: Path) -> None:
+    """Customers with numbers shown in formats people use: 6,084,796, 12.5%, ₩1,234."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["ci", "kor_name", *FORMATS])
+    for (ci, name), (numbers, _) in zip(formatted_people(), FORMATTED, strict=True):
+        sheet.append([ci, name, *numbers])
+        for cell, fmt in zip(sheet[sheet.max_row][2:], FORMATS.values(), strict=True):
+            cell.number_format = fmt
     book.save(path)
 
 
@@ -106,6 +129,14 @@ def main() -> None:
             print(f"wrote {FIXTURES}/{name}")
         save_as(notes, folder / "second_sheet.xlsx", SAVES["customers.xlsx"], profile)
         print(f"wrote {FIXTURES}/second_sheet.xlsx")
+        numbers = Path(work) / "formatted_numbers.xlsx"
+        build_formatted(numbers)
+        for name, how in (
+            ("formatted_numbers.xlsx", SAVES["customers.xlsx"]),
+            ("formatted_numbers.csv", f"csv:{TEXT_FILTER}:44,34,76,1"),  # UTF-8, as shown
+        ):
+            save_as(numbers, folder / name, how, profile)
+            print(f"wrote {FIXTURES}/{name}")
 
 
 if __name__ == "__main__":

@@ -75,3 +75,32 @@ def shown(value: object, column: str) -> str | None:
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
+
+
+# formatted_numbers.xlsx and its CSV export (formatted_numbers.csv), both saved by
+# LibreOffice: numbers shown with thousands separators, percent, currency and a unit.
+FORMATS = {
+    "balance": "#,##0",
+    "limit_krw": "[$₩-412]#,##0",
+    "rate": "0.0%",
+    "share": "0%",
+    "fee": "#,##0.00",
+    "debt": "#,##0;-#,##0",
+    "deposit": '#,##0"원"',
+}
+FORMATTED = [  # the cells' numbers, then what the sheet shows (and its CSV export writes)
+    (
+        (6084796, 1234567, 0.125, 0.5, 1234.5, -1234, 50000),
+        ("6,084,796", "₩1,234,567", "12.5%", "50%", "1,234.50", "-1,234", "50,000원"),
+    ),
+    ((0, 0, 0, 1, 0.005, -5, 1), ("0", "₩0", "0.0%", "100%", "0.01", "-5", "1원")),
+    (
+        (999, -12345, 1.5, 0.125, -0.5, 1234567, -7),
+        ("999", "-₩12,345", "150.0%", "13%", "-0.50", "1,234,567", "-7원"),
+    ),
+]
+
+
+def formatted_people() -> list[tuple[str, str]]:
+    """The customers of formatted_numbers.xlsx: synthetic CIs and names."""
+    return [(str(p["ci"]), str(p["kor_name"])) for p in PEOPLE[: len(FORMATTED)]]

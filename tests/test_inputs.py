@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT, customers, job, run_cli, write_csv
-from tests.fixture_rows import FIXTURES, PEOPLE, REJECTS, sheet_rows, shown
+from tests.fixture_rows import FIXTURES, FORMATS, FORMATTED, PEOPLE, REJECTS, sheet_rows, shown
 from tests.test_dataset import dataset_run, expected_changes, feed
 from tests.test_end_to_end import check_truth
 
@@ -74,6 +74,18 @@ def test_every_row_rejected_is_exit_2_publishes_nothing_and_frees_the_folder(
     fixed = job(sandbox, path, out)  # the corrected command, in the same folder, no --fresh
     assert fixed.exit_code == 0, fixed.stderr
     check_truth(fixed, CIS)
+
+
+def test_formatted_numbers_arrive_as_the_sheet_shows_them_from_xlsx_and_its_csv(
+    sandbox, tmp_path: Path
+) -> None:
+    kept = ",".join(FORMATS)
+    want = [list(shown_values) for _, shown_values in FORMATTED]
+    for name in ("formatted_numbers.xlsx", "formatted_numbers.csv"):  # LibreOffice saved both
+        result = job(sandbox, fixture(name), tmp_path / name, "--keep-columns", kept)
+        assert result.exit_code == 0, result.stderr
+        got = result.reconciled()[list(FORMATS)].values.tolist()
+        assert got == want, name  # 6,084,796 · ₩1,234,567 · 12.5% · 50,000원
 
 
 @pytest.mark.parametrize(

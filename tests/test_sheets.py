@@ -120,7 +120,15 @@ def read_path(path: Path) -> tuple[InputFile, list[RawRow]]:
         (-7, "000", "-007"),
         (12.0, "General", "12"),
         (0.1 + 0.2, "General", "0.3"),
-        (1234567, "#,##0", "1234567"),  # other formats: the plain number
+        (1234567, "#,##0", "1,234,567"),  # as the sheet shows it, and its CSV export
+        (0.125, "0.0%", "12.5%"),
+        (0.125, "0%", "13%"),
+        (-12345, "[$₩-412]#,##0", "-₩12,345"),
+        (50000, "#,##0\\원", "50,000원"),
+        (-1234, "#,##0;[RED]\\-#,##0", "-1,234"),
+        (1234.5, '#,##0.00" KRW"', "1,234.50 KRW"),
+        (1.5, "# ?/?", "1.5"),  # a fraction: beyond the formats shown, the plain number
+        (45000, "yyyy-mm-dd", "45000"),
         (2**53 + 1, None, "9007199254740993"),
     ],
 )

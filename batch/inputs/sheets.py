@@ -12,9 +12,11 @@ A cell becomes the text it shows, as far as the reader can know it:
 * a date is an ISO date (`1960-01-01`), a date with a time `1960-01-01 13:45:00`;
 * TRUE / FALSE for booleans, as Excel and LibreOffice show them and export them to CSV;
 * a whole number without `.0`; from .xlsx, a number whose format is made of zeros
-  keeps them (`00000000` shows 1 as `00000001`, `0.00` shows 3.5 as `3.50`). Other
-  number formats (thousands separators, percent, currency), and every number format
-  in .xls and .ods (calamine does not expose them), give the plain number.
+  keeps them (`00000000` shows 1 as `00000001`, `0.00` shows 3.5 as `3.50`), and one
+  with thousands separators, percent or currency shows as the sheet shows it and its CSV
+  export writes it (`6,084,796`, `12.5%`, `₩1,234`; batch.inputs.numfmt). Formats beyond
+  those, and every number format in .xls and .ods (calamine does not expose them), give
+  the plain number.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from batch.errors import InputError
+from batch.inputs import numfmt
 
 SHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 Row = list[str | None]
@@ -159,6 +162,9 @@ def _number(value: float, fmt: str | None) -> str | None:
         sign, text = ("-", str(-exact)) if exact < 0 else ("", str(exact))
         head, _, tail = text.partition(".")
         return sign + head.zfill(len(whole)) + (f".{tail}" if decimals else "")
+    formatted = numfmt.shown(value, fmt) if fmt and fmt != "General" else None
+    if formatted is not None:
+        return formatted
     if isinstance(value, int) or value.is_integer():
         return str(int(value))
     return f"{value:.15g}"  # the digits a spreadsheet keeps
