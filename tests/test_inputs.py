@@ -84,7 +84,7 @@ def test_formatted_numbers_arrive_as_the_sheet_shows_them_from_xlsx_and_its_csv(
     for name in ("formatted_numbers.xlsx", "formatted_numbers.csv"):  # LibreOffice saved both
         result = job(sandbox, fixture(name), tmp_path / name, "--keep-columns", kept)
         assert result.exit_code == 0, result.stderr
-        got = result.reconciled()[list(FORMATS)].values.tolist()
+        got = result.reconciled()[list(FORMATS)].to_numpy().tolist()
         assert got == want, name  # 6,084,796 · ₩1,234,567 · 12.5% · 50,000원
 
 
