@@ -165,6 +165,10 @@ class Job(Protocol[I, R]):
         """The output tables; the first has exactly one row per item (the accounting checks it)."""
         ...
 
+    def timeline_schema(self) -> Any:
+        """The timeline table's fixed columns (an Arrow schema), or None for the samples' own."""
+        ...
+
     def rows(self, key: str, item: I, record: R) -> Mapping[str, Sequence[dict[str, Any]]]:
         """The rows one answered item gives each table."""
         ...

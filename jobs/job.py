@@ -11,6 +11,7 @@ from batch.errors import PausedError, UsageError
 from batch.log import Log
 from batch.run.lifecycle import run_batch
 from batch.settings import BatchSettings
+from jobs.dataset.columns import check_columns
 from jobs.dataset.outputs import RECONCILED_COLUMNS
 from jobs.dataset.upgrade import check_schema
 from jobs.koscom import LEGACY_ENCODINGS, KoscomJob
@@ -37,6 +38,7 @@ def run(settings: RunSettings, log: Log) -> RunResult:
     _check_kept_columns(settings)
     if settings.dataset_root is not None and settings.dataset_root.is_dir():
         check_schema(settings.dataset_root)
+        check_columns(settings.dataset_root, settings.ci_field, settings.keep_columns)
     engine = BatchSettings(
         input_path=settings.input_path,
         out_dir=settings.out_dir,

@@ -19,7 +19,7 @@ from batch.log import Log
 from batch.outputs.writer import TableWriter
 from jobs.api.client import KoscomClient
 from jobs.api.models import Customer
-from jobs.dataset.changes import compute_changes, previous_run
+from jobs.dataset.changes import compute_changes
 from jobs.dataset.earlier import latest_answers, question_of
 from jobs.dataset.outputs import (
     DICTIONARY_COLUMNS,
@@ -27,6 +27,7 @@ from jobs.dataset.outputs import (
     accounts_schema,
     reconciled_row,
     reconciled_schema,
+    timeline_schema,
     workbook_views,
 )
 from jobs.dataset.sinks import load
@@ -198,6 +199,9 @@ class KoscomJob:
             Table("accounts", accounts_schema(ci_field), DICTIONARY_COLUMNS),
         ]
 
+    def timeline_schema(self) -> Any:
+        return timeline_schema()
+
     def rows(
         self, key: str, item: Customer, record: CustomerRecord
     ) -> Mapping[str, Sequence[dict[str, Any]]]:
@@ -250,8 +254,9 @@ class KoscomJob:
         if settings.dataset_root is None:
             return {}
         changes = compute_changes(
+            settings.dataset_root,
             (written["reconciled"], written["accounts"]),
-            previous_run(settings.dataset_root, settings.run_date),
+            settings.run_date,
             settings.ci_field,
         )
         path = aside(f"changes.{settings.file_format}")

@@ -118,6 +118,9 @@ class WordJob:
         )
         return [Table("lengths", schema)]
 
+    def timeline_schema(self) -> Any:
+        return None  # the samples' own columns
+
     def rows(self, key: str, item: str, record: Measured) -> Mapping[str, Sequence[dict[str, Any]]]:
         if item in self.behaviour.drop_rows_of:
             return {"lengths": []}

@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -104,16 +105,11 @@ def night(root: Path, table: str, day: str) -> Path:
     return root / table / f"run_date={day}" / f"{table}.parquet"
 
 
-def expected_changes(root: Path, prev: str, cur: str) -> set[tuple[str, str, str | None]]:
-    """An independent reading of the change rules, from two published nights."""
-    p = pd.read_parquet(night(root, "reconciled", prev)).set_index("ci")
+def expected_changes(root: Path, earlier: list[str], cur: str) -> set[tuple[str, str, str | None]]:
+    """An independent reading of the change rules: tonight against the nights before (newest
+    first), a customer in error last night compared with their last good answer."""
+    p = pd.read_parquet(night(root, "reconciled", earlier[0])).set_index("ci")
     c = pd.read_parquet(night(root, "reconciled", cur)).set_index("ci")
-    pa_ = pd.read_parquet(night(root, "accounts", prev))
-    ca = pd.read_parquet(night(root, "accounts", cur))
-    accounts = {
-        name: {ci: set(zip(g.com_id, g.vt_acc_no, strict=True)) for ci, g in frame.groupby("ci")}
-        for name, frame in (("prev", pa_), ("cur", ca))
-    }
     found: set[tuple[str, str, str | None]] = set()
     for ci in c.index.difference(p.index):
         found.add((ci, "new_customer", None))
@@ -121,25 +117,47 @@ def expected_changes(root: Path, prev: str, cur: str) -> set[tuple[str, str, str
         found.add((ci, "gone_from_input", None))
     for ci in c.index.intersection(p.index):
         was, now = p.loc[ci], c.loc[ci]
-        if now.status == "error" or was.status == "error":
-            if now.status == "error" and was.status != "error":
-                found.add((ci, "now_in_error", None))
-            if was.status == "error" and now.status != "error":
-                found.add((ci, "recovered_from_error", None))
+        if now.status == "error" and was.status != "error":
+            found.add((ci, "now_in_error", None))
+        if now.status == "error":
             continue
-        if (was.membership, now.membership) == ("nonMember", "member"):
-            found.add((ci, "became_member", None))
-        if (was.membership, now.membership) == ("member", "nonMember"):
-            found.add((ci, "became_non_member", None))
-        if pd.isna(was.linked_accounts) or pd.isna(now.linked_accounts):
-            continue
-        if was.linked_accounts == 0 and now.linked_accounts > 0:
-            found.add((ci, "linked_first_account", None))
-        if was.linked_accounts > 0 and now.linked_accounts == 0:
-            found.add((ci, "lost_all_accounts", None))
-        before, after = accounts["prev"].get(ci, set()), accounts["cur"].get(ci, set())
-        found |= {(ci, "account_added", f"{a}:{b}") for a, b in after - before}
-        found |= {(ci, "account_removed", f"{a}:{b}") for a, b in before - after}
+        if was.status == "error":
+            found.add((ci, "recovered_from_error", None))
+        good = last_good(root, earlier, ci)
+        if good is not None:
+            found |= {(ci, event, detail) for event, detail in answer_events(*good, now, cur, root)}
+    return found
+
+
+def last_good(root: Path, earlier: list[str], ci: str) -> tuple[Any, str] | None:
+    for day in earlier:
+        rows = pd.read_parquet(night(root, "reconciled", day)).set_index("ci")
+        if ci in rows.index and rows.loc[ci].status != "error":
+            return rows.loc[ci], day
+    return None
+
+
+def accounts_of(root: Path, day: str, ci: str) -> set[tuple[str, str]]:
+    frame = pd.read_parquet(night(root, "accounts", day))
+    mine = frame[frame.ci == ci]
+    return set(zip(mine.com_id, mine.vt_acc_no, strict=True))
+
+
+def answer_events(was: Any, was_day: str, now: Any, day: str, root: Path) -> set[tuple[str, Any]]:
+    found: set[tuple[str, Any]] = set()
+    if (was.membership, now.membership) == ("nonMember", "member"):
+        found.add(("became_member", None))
+    if (was.membership, now.membership) == ("member", "nonMember"):
+        found.add(("became_non_member", None))
+    if pd.isna(was.linked_accounts) or pd.isna(now.linked_accounts):
+        return found
+    if was.linked_accounts == 0 and now.linked_accounts > 0:
+        found.add(("linked_first_account", None))
+    if was.linked_accounts > 0 and now.linked_accounts == 0:
+        found.add(("lost_all_accounts", None))
+    before, after = accounts_of(root, was_day, now.name), accounts_of(root, day, now.name)
+    found |= {("account_added", f"{a}:{b}") for a, b in after - before}
+    found |= {("account_removed", f"{a}:{b}") for a, b in before - after}
     return found
 
 
@@ -174,8 +192,8 @@ def test_three_nights_give_every_event_a_run_log_and_equal_sinks(
 
     days = [f"2026-11-0{d}" for d in (1, 2, 3)]
     assert feed(root, days[0]) == set()  # nothing before
-    assert feed(root, days[1]) == expected_changes(root, days[0], days[1])
-    assert feed(root, days[2]) == expected_changes(root, days[1], days[2])
+    assert feed(root, days[1]) == expected_changes(root, [days[0]], days[1])
+    assert feed(root, days[2]) == expected_changes(root, [days[1], days[0]], days[2])
     seen = {event for day in days[1:] for _, event, _ in feed(root, day)}
     assert seen == set(EVENTS)
     errors_today = set(
@@ -255,7 +273,13 @@ def test_three_nights_give_every_event_a_run_log_and_equal_sinks(
             assert pg.execute("select count(*) from runs").fetchone() == (4,)
     finally:
         del os.environ["PGPASSWORD"]
-    assert len(pd.read_parquet(root / "runs" / "runs.parquet")) == 4
+    runs = pd.read_parquet(root / "runs" / "runs.parquet")
+    assert list(zip(runs.run_date.astype(str), runs.current, strict=True)) == [
+        ("2026-11-01", True),
+        ("2026-11-02", True),
+        ("2026-11-03", False),  # the --fresh rerun's row is the night's current one
+        ("2026-11-03", True),
+    ]
     assert len(pd.read_parquet(night(root, "reconciled", days[2]))) == 60  # replaced, not doubled
     assert not [p for p in root.rglob("*") if ".partial-" in p.name]
 
@@ -267,7 +291,7 @@ def test_the_schema_is_versioned_and_status_columns_dictionary_encoded(
     result = dataset_run(sandbox, path, tmp_path / "ds", "2026-11-05")
     assert result.exit_code == 0, result.stderr
     file = pq.ParquetFile(night(tmp_path / "ds", "reconciled", "2026-11-05"))
-    assert file.schema_arrow.metadata[b"member_recon.schema_version"] == b"2"
+    assert file.schema_arrow.metadata[b"member_recon.schema_version"] == b"3"
     chunk = file.metadata.row_group(0)
     encodings = {chunk.column(i).path_in_schema: chunk.column(i).encodings for i in range(11)}
     for column in ("status", "next_action", "membership"):

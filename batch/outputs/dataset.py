@@ -1,7 +1,8 @@
 """A dataset root: one folder per table, partitioned by night, and a run log written last.
 
     ROOT/<table>/run_date=2026-11-24/<table>.<ext>   one file per table and night
-    ROOT/runs/runs.parquet                            the run log: one row per run, appended
+    ROOT/runs/runs.parquet                            the run log: one row per run, appended;
+                                                      `current` marks each night's publisher
     ROOT/.work/2026-11-24/                            the night's progress store and files aside
 
 Each table folder holds only that table's files, as Spark, Hive, Trino and DuckDB's hive
@@ -100,20 +101,38 @@ def prepare_root(root: Path, mode: int) -> None:
     make_dirs(root / WORK, 0o700, chmod_from=root / WORK)
 
 
-def append_run(root: Path, row: dict[str, Any], schema: Any, mode: int = 0o600) -> None:
-    """Append one row to the run log, rewritten aside and renamed."""
+def append_run(
+    root: Path, row: dict[str, Any], schema: Any, mode: int = 0o600, current: bool = False
+) -> None:
+    """Append one row to the run log, rewritten aside and renamed.
+
+    With a `current` column in the schema, the row says whether its run published the
+    night now in place; a `current` row takes the mark from every earlier row of its
+    `run_date`, so that each night has at most one current run.
+    """
     import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     path = run_log_path(root)
     make_dirs(path.parent, dir_mode(mode), chmod_from=root)
-    table = pa.Table.from_pylist([row], schema=schema)
+    marked = "current" in schema.names
+    table = pa.Table.from_pylist([{**row, "current": current} if marked else row], schema=schema)
     if path.exists():
         logged = pq.read_table(path)
         for column in schema:  # a column added since the log began reads as null before
             if column.name not in logged.column_names:
                 logged = logged.append_column(column, pa.nulls(len(logged), column.type))
-        table = pa.concat_tables([logged.select(schema.names).cast(schema), table])
+        logged = logged.select(schema.names).cast(schema)
+        if marked and current:
+            same_night = pc.equal(logged.column("run_date"), pa.scalar(row["run_date"]))
+            no = pa.scalar(False)  # noqa: FBT003
+            kept = pc.and_not(
+                pc.fill_null(logged.column("current"), no), pc.fill_null(same_night, no)
+            )
+            at = schema.get_field_index("current")
+            logged = logged.set_column(at, schema.field("current"), kept)
+        table = pa.concat_tables([logged, table])
     with OutputSet(root / WORK, place=lambda _: path, mode=mode) as outputs:
         pq.write_table(table, outputs.aside(path.name))
         outputs.publish()

@@ -236,7 +236,9 @@ class _Life:
             raise stop
         if into_dataset:
             assert root is not None
-            self._log_run(summary)  # last: a reader who trusts the run log sees whole nights
+            # Last: a reader who trusts the run log sees whole nights. This run's files are the
+            # night's now, so its row is the night's current one.
+            self._log_run(summary, current=True)
             retire(root, self.lent, self.log)
             self.log.info("published", dataset=str(root))
             self.job.after_publish(
@@ -249,15 +251,16 @@ class _Life:
     def _write_timeline(self, outputs: OutputSet) -> None:
         samples = self.settings.out_dir / TIMELINE_NAME
         path = outputs.aside(f"{TIMELINE}.parquet")
-        if not write_timeline(samples, path):
+        if not write_timeline(samples, path, self.job.timeline_schema()):
             outputs.discard_last()
 
-    def _log_run(self, summary: Mapping[str, Any]) -> None:
+    def _log_run(self, summary: Mapping[str, Any], current: bool = False) -> None:
         """One row per run: a failure after the run was logged (a sink's) is not logged again."""
         if self.settings.dataset_root is not None and not self.logged:
             self.logged = True
             row, schema = self.job.run_log(summary)
-            append_run(self.settings.dataset_root, row, schema, self.settings.file_mode)
+            root, mode = self.settings.dataset_root, self.settings.file_mode
+            append_run(root, row, schema, mode, current=current)
 
     def _summary(
         self,

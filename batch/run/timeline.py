@@ -76,38 +76,47 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
     return samples
 
 
-def timeline_table(samples: list[dict[str, Any]], metadata: Mapping[str, str] | None = None) -> Any:
-    """The samples as an Arrow table: times as UTC timestamps, counts int64, rates double."""
+def timeline_table(samples: list[dict[str, Any]], schema: Any = None) -> Any:
+    """The samples as an Arrow table: with `schema`, exactly its columns (nulls where a sample
+    has none), so that every night's table reads alike; else the samples' own columns."""
     import pyarrow as pa  # noqa: PLC0415
 
-    stamp = pa.timestamp("us", tz="UTC")
-    names = list(dict.fromkeys(name for sample in samples for name in sample))
-    fields = []
+    if schema is None:
+        schema = _inferred(samples)
     columns = []
-    for name in names or ["at", "session_started", "elapsed_s"]:
+    for column in schema:
+        values = [sample.get(column.name) for sample in samples]
+        if pa.types.is_timestamp(column.type):
+            values = [dt.datetime.fromisoformat(v) if v else None for v in values]
+        columns.append(pa.array(values, type=column.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _inferred(samples: list[dict[str, Any]]) -> Any:
+    """Times as UTC timestamps, counts int64, rates double, in the order they first occur."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    fields = []
+    for name in dict.fromkeys(name for sample in samples for name in sample):
         values = [sample.get(name) for sample in samples]
         if name in ("at", "session_started"):
-            kind = stamp
-            values = [dt.datetime.fromisoformat(v) if v else None for v in values]
+            kind = pa.timestamp("us", tz="UTC")
         elif any(isinstance(v, float) for v in values) or name == "elapsed_s":
             kind = pa.float64()
         else:
             kind = pa.int64()
         fields.append(pa.field(name, kind))
-        columns.append(pa.array(values, type=kind))
-    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=metadata))
+    return pa.schema(fields)
 
 
-def write_timeline(
-    samples_file: Path, path: Path, metadata: Mapping[str, str] | None = None
-) -> bool:
-    """Write the folder's samples as Parquet at `path`; False when there are none."""
+def write_timeline(samples_file: Path, path: Path, schema: Any = None) -> bool:
+    """Write the folder's samples as Parquet at `path` (in `schema`); False when there are none."""
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     samples = read_samples(samples_file)
     if not samples:
         return False
-    pq.write_table(timeline_table(samples, metadata), path, compression="zstd")
+    pq.write_table(timeline_table(samples, schema), path, compression="zstd")
     return True
 
 

@@ -25,22 +25,36 @@ def report(path: Path) -> None:
 
 @click.command()
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def migrate(root: Path) -> None:
-    """Bring a --dataset ROOT to this version: one folder per table, and dataset schema 2.
+@click.option(
+    "--keep-columns",
+    "keep_columns",
+    default=None,
+    metavar="A,B",
+    help="Give every night exactly these kept columns, in this order (a new one as nulls).",
+)
+def migrate(root: Path, keep_columns: str | None) -> None:
+    """Bring a --dataset ROOT to this version: one folder per table, this dataset schema, and
+    with --keep-columns the kept columns a later night asks for.
 
-    Run it while no run writes to ROOT; it may be run again if it was interrupted.
+    Run it while no run writes to ROOT; it may be run again if it was interrupted (each
+    night's file is replaced whole).
     """
     from batch.outputs import dataset  # noqa: PLC0415
+    from jobs.dataset.columns import migrate_columns  # noqa: PLC0415
+    from jobs.dataset.outputs import SCHEMA_VERSION  # noqa: PLC0415
     from jobs.dataset.upgrade import upgrade  # noqa: PLC0415
 
     moved = dataset.migrate(root) if dataset.is_old_layout(root) else []
     upgraded = upgrade(root)
+    if keep_columns is not None:
+        keep = [c.strip() for c in keep_columns.split(",") if c.strip()]
+        upgraded += migrate_columns(root, keep)
     for line in (*moved, *upgraded):
         print(f"  {line}")
     if not moved and not upgraded:
         print(f"{root} is already in the current layout and schema; nothing to do")
         return
     print(
-        f"{root}: {len(moved)} moves, {len(upgraded)} nights upgraded; the dataset has one "
-        "folder per table, in schema 2"
+        f"{root}: {len(moved)} moves, {len(upgraded)} partitions rewritten; the dataset has "
+        f"one folder per table, in schema {SCHEMA_VERSION}"
     )

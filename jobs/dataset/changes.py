@@ -8,11 +8,10 @@ else, so an outage never looks like customers losing their accounts.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
-from batch.outputs.dataset import earlier_nights, night_file
+from jobs.dataset.nights import finished_nights
 from jobs.dataset.outputs import SCHEMA_METADATA
 
 EVENTS = (
@@ -28,52 +27,87 @@ EVENTS = (
     "account_removed",
 )
 
+_VIEWS = """
+CREATE TEMP VIEW cur AS SELECT {key} AS k, membership, linked_accounts, status
+    FROM read_parquet({cur_rec}, hive_partitioning = false);
+CREATE TEMP VIEW prev AS SELECT {key} AS k, membership, linked_accounts, status
+    FROM read_parquet({prev_rec}, hive_partitioning = false);
+CREATE TEMP VIEW cur_acc AS SELECT {key} AS k, com_id, vt_acc_no
+    FROM read_parquet({cur_acc}, hive_partitioning = false);
+CREATE TEMP VIEW prev_acc AS SELECT {key} AS k, com_id, vt_acc_no
+    FROM read_parquet({prev_acc}, hive_partitioning = false);
+CREATE TEMP TABLE good (k VARCHAR, membership VARCHAR, linked_accounts BIGINT, d DATE);
+CREATE TEMP TABLE good_acc (k VARCHAR, com_id VARCHAR, vt_acc_no VARCHAR);
+"""
+# Customers in error last night who are answered tonight, whose last good answer is not
+# yet found: one earlier night at a time, newest first, until none is left.
+_WANTED = """
+SELECT count(*) FROM cur c JOIN prev p USING (k)
+WHERE p.status = 'error' AND c.status <> 'error' AND k NOT IN (SELECT k FROM good)
+"""
+_LOOK_BACK = """
+CREATE OR REPLACE TEMP TABLE found AS
+SELECT r.{key} AS k, r.membership, r.linked_accounts, $day::DATE AS d
+FROM read_parquet($rec, hive_partitioning = false) r
+WHERE r.status <> 'error' AND r.{key} IN (
+    SELECT k FROM cur c JOIN prev p USING (k)
+    WHERE p.status = 'error' AND c.status <> 'error' AND k NOT IN (SELECT k FROM good));
+INSERT INTO good SELECT * FROM found;
+INSERT INTO good_acc SELECT {key}, com_id, vt_acc_no
+    FROM read_parquet($acc, hive_partitioning = false) WHERE {key} IN (SELECT k FROM found);
+"""
 _SQL = """
-WITH cur AS (
-    SELECT {key} AS k, membership, linked_accounts, status
-    FROM read_parquet($cur_rec, hive_partitioning = false)),
-prev AS (
-    SELECT {key} AS k, membership, linked_accounts, status
-    FROM read_parquet($prev_rec, hive_partitioning = false)),
-cur_acc AS (
-    SELECT {key} AS k, com_id, vt_acc_no FROM read_parquet($cur_acc, hive_partitioning = false)),
-prev_acc AS (
-    SELECT {key} AS k, com_id, vt_acc_no FROM read_parquet($prev_acc, hive_partitioning = false)),
-j AS (
+WITH j AS (
     SELECT coalesce(c.k, p.k) AS k, c.k IS NOT NULL AS now, p.k IS NOT NULL AS before,
-           c.membership AS cm, p.membership AS pm, c.linked_accounts AS cl,
-           p.linked_accounts AS pl, c.status AS cs, p.status AS ps
+           c.status AS cs, p.status AS ps
     FROM cur c FULL OUTER JOIN prev p ON c.k = p.k
 ),
-both_known AS (SELECT * FROM j WHERE now AND before AND cs <> 'error' AND ps <> 'error'),
+-- What each customer answered last, errors seen through: last night's answer, or for a
+-- customer in error then, the last good answer before (the `good` tables).
+known AS (
+    SELECT k, membership, linked_accounts, $previous_run_date::DATE AS d
+        FROM prev WHERE status <> 'error'
+    UNION ALL SELECT * FROM good
+),
+known_acc AS (
+    SELECT * FROM prev_acc WHERE k IN (SELECT k FROM prev WHERE status <> 'error')
+    UNION ALL SELECT * FROM good_acc
+),
+both_known AS (
+    SELECT c.k, c.membership AS cm, c.linked_accounts AS cl, kn.membership AS pm,
+           kn.linked_accounts AS pl, kn.d
+    FROM cur c JOIN known kn ON c.k = kn.k WHERE c.status <> 'error'
+),
 events AS (
-    SELECT k, 'new_customer' AS event, NULL AS detail, NULL AS previous, NULL AS current
+    SELECT k, 'new_customer' AS event, NULL AS detail, NULL AS previous, NULL AS current,
+           $previous_run_date::DATE AS d
         FROM j WHERE now AND NOT before
-    UNION ALL SELECT k, 'gone_from_input', NULL, NULL, NULL FROM j WHERE before AND NOT now
-    UNION ALL SELECT k, 'now_in_error', NULL, ps, cs
+    UNION ALL SELECT k, 'gone_from_input', NULL, NULL, NULL, $previous_run_date::DATE
+        FROM j WHERE before AND NOT now
+    UNION ALL SELECT k, 'now_in_error', NULL, ps, cs, $previous_run_date::DATE
         FROM j WHERE now AND before AND cs = 'error' AND ps <> 'error'
-    UNION ALL SELECT k, 'recovered_from_error', NULL, ps, cs
+    UNION ALL SELECT k, 'recovered_from_error', NULL, ps, cs, $previous_run_date::DATE
         FROM j WHERE now AND before AND ps = 'error' AND cs <> 'error'
-    UNION ALL SELECT k, 'became_member', NULL, pm, cm
+    UNION ALL SELECT k, 'became_member', NULL, pm, cm, d
         FROM both_known WHERE pm = 'nonMember' AND cm = 'member'
-    UNION ALL SELECT k, 'became_non_member', NULL, pm, cm
+    UNION ALL SELECT k, 'became_non_member', NULL, pm, cm, d
         FROM both_known WHERE pm = 'member' AND cm = 'nonMember'
-    UNION ALL SELECT k, 'linked_first_account', NULL, CAST(pl AS VARCHAR), CAST(cl AS VARCHAR)
+    UNION ALL SELECT k, 'linked_first_account', NULL, CAST(pl AS VARCHAR), CAST(cl AS VARCHAR), d
         FROM both_known WHERE pl = 0 AND cl > 0
-    UNION ALL SELECT k, 'lost_all_accounts', NULL, CAST(pl AS VARCHAR), CAST(cl AS VARCHAR)
+    UNION ALL SELECT k, 'lost_all_accounts', NULL, CAST(pl AS VARCHAR), CAST(cl AS VARCHAR), d
         FROM both_known WHERE pl > 0 AND cl = 0
-    UNION ALL SELECT a.k, 'account_added', a.com_id || ':' || a.vt_acc_no, NULL, NULL
+    UNION ALL SELECT a.k, 'account_added', a.com_id || ':' || a.vt_acc_no, NULL, NULL, b.d
         FROM cur_acc a JOIN both_known b ON a.k = b.k
         WHERE b.pl IS NOT NULL AND b.cl IS NOT NULL AND NOT EXISTS (
-            SELECT 1 FROM prev_acc p
+            SELECT 1 FROM known_acc p
             WHERE p.k = a.k AND p.com_id = a.com_id AND p.vt_acc_no = a.vt_acc_no)
-    UNION ALL SELECT a.k, 'account_removed', a.com_id || ':' || a.vt_acc_no, NULL, NULL
-        FROM prev_acc a JOIN both_known b ON a.k = b.k
+    UNION ALL SELECT a.k, 'account_removed', a.com_id || ':' || a.vt_acc_no, NULL, NULL, b.d
+        FROM known_acc a JOIN both_known b ON a.k = b.k
         WHERE b.pl IS NOT NULL AND b.cl IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM cur_acc c
             WHERE c.k = a.k AND c.com_id = a.com_id AND c.vt_acc_no = a.vt_acc_no)
 )
-SELECT k AS {key}, event, detail, previous, current, $previous_run_date::DATE AS previous_run_date
+SELECT k AS {key}, event, detail, previous, current, d AS previous_run_date
 FROM events ORDER BY k, event, detail
 """
 
@@ -103,41 +137,41 @@ def changes_schema(ci_field: str) -> Any:
     )
 
 
-def compute_changes(
-    current: tuple[Path, Path],
-    previous: tuple[Path, Path, dt.date] | None,
-    ci_field: str,
-) -> Any:
-    """The change feed as an Arrow table; empty when there is no earlier run to compare with."""
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
+
+def compute_changes(
+    root: Path, current: tuple[Path, Path], run_date: dt.date, ci_field: str
+) -> Any:
+    """The change feed as an Arrow table; empty when there is no earlier night to compare with.
+
+    Compared with the latest earlier finished night; a customer in error there is compared
+    with their last good answer before it, so that a change across an error is an event.
+    """
     schema = changes_schema(ci_field)
+    nights = finished_nights(root, run_date)
+    previous = next(nights, None)
     if previous is None:
         return schema.empty_table()
 
     prev_rec, prev_acc, prev_date = previous
     with duckdb_connection() as con:
+        files = {
+            "cur_rec": current[0],
+            "cur_acc": current[1],
+            "prev_rec": prev_rec,
+            "prev_acc": prev_acc,
+        }
+        # Views take no parameters: the files are named as SQL literals.
+        con.execute(_VIEWS.format(key=ci_field, **{k: _literal(v) for k, v in files.items()}))
+        for rec, acc, day in nights:
+            if not con.execute(_WANTED).fetchall()[0][0]:
+                break
+            for statement in _LOOK_BACK.format(key=ci_field).split(";")[:-1]:
+                params = {"rec": str(rec), "acc": str(acc), "day": day.isoformat()}
+                con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
         table: Any = con.sql(
-            _SQL.format(key=ci_field),
-            params={
-                "cur_rec": str(current[0]),
-                "cur_acc": str(current[1]),
-                "prev_rec": str(prev_rec),
-                "prev_acc": str(prev_acc),
-                "previous_run_date": prev_date.isoformat(),
-            },
+            _SQL.format(key=ci_field), params={"previous_run_date": prev_date.isoformat()}
         ).to_arrow_table()
     return table.cast(schema).replace_schema_metadata(schema.metadata)
-
-
-def previous_run(root: Path, run_date: dt.date) -> tuple[Path, Path, dt.date] | None:
-    """The latest earlier night of a finished run, to compare this one with."""
-    for day, _ in earlier_nights(root, "summary", run_date):
-        summary = night_file(root, "summary.json", day)
-        files = (
-            night_file(root, "reconciled.parquet", day),
-            night_file(root, "accounts.parquet", day),
-        )
-        finished = summary.exists() and all(f.exists() for f in files)
-        if finished and json.loads(summary.read_text(encoding="utf-8")).get("state") == "done":
-            return files[0], files[1], day
-    return None

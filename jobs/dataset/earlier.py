@@ -17,7 +17,8 @@ from typing import Any
 from batch.contract import Earlier
 from batch.log import Log
 from jobs.api.models import VirtualAccount
-from jobs.dataset.changes import duckdb_connection, previous_run
+from jobs.dataset.changes import duckdb_connection
+from jobs.dataset.nights import previous_run
 from jobs.reconcile import Reconciled, Status
 from jobs.record import CustomerRecord, record_to_store
 

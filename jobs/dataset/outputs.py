@@ -9,6 +9,7 @@ from typing import Any
 
 from batch.contract import REJECTS_VIEW, SUMMARY_VIEW, View
 from jobs.api.models import Customer
+from jobs.reconcile import Status
 from jobs.record import CustomerRecord
 
 Row = dict[str, Any]
@@ -28,7 +29,9 @@ RECONCILED_COLUMNS = (
     "asked_on",
 )
 ACCOUNT_COLUMNS = ("ci", "com_id", "vt_acc_no", "vt_acc_alias")
-SCHEMA_VERSION = "2"  # 2: reconciled gained `asked_on` before the kept columns
+# 2: reconciled gained `asked_on` before the kept columns. 3: timeline has fixed columns
+# (every status's count, null until it occurs) and the run log says which run is `current`.
+SCHEMA_VERSION = "3"
 # Few distinct values each: stored dictionary-encoded in Parquet (docs/schema.md).
 DICTIONARY_COLUMNS = ("membership", "status", "next_action", "error", "com_id", "event")
 SCHEMA_METADATA = {"member_recon.schema_version": SCHEMA_VERSION}
@@ -138,6 +141,29 @@ def runs_schema() -> Any:
             pa.field("finished_at", pa.timestamp("us", tz="UTC")),
             pa.field("asked", pa.int64()),  # answers asked tonight
             pa.field("carried", pa.int64()),  # answers carried from an earlier night (--max-age)
+            pa.field("current", pa.bool_()),  # the run whose files the night's partitions hold
+        ],
+        metadata=SCHEMA_METADATA,
+    )
+
+
+TIMELINE_COUNTS = ("items_done", *(f"items_{s.value}" for s in Status))
+
+
+def timeline_schema() -> Any:
+    """The timeline's columns, the same every night: a status's count is null until it occurs."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    stamp = pa.timestamp("us", tz="UTC")
+    return pa.schema(
+        [
+            pa.field("at", stamp),
+            pa.field("session_started", stamp),
+            pa.field("elapsed_s", pa.float64()),
+            *(pa.field(name, pa.int64()) for name in TIMELINE_COUNTS),
+            *(pa.field(name, pa.int64()) for name in ("requests", "retries", "http_429")),
+            pa.field("req_per_s", pa.float64()),
+            pa.field("quota", pa.float64()),
         ],
         metadata=SCHEMA_METADATA,
     )
