@@ -75,13 +75,14 @@ def upgrade(root: Path) -> list[str]:
 
     done = []
     for day, night in nights_behind(root):
-        table = pq.read_table(night)
+        table, added = pq.read_table(night), ""
         if "asked_on" not in table.column_names:
+            added = f"asked_on = {day}, "
             at = table.column_names.index("checked_at") + 1
             dates = pa.array([day] * table.num_rows, pa.date32())
             table = table.add_column(at, pa.field("asked_on", pa.date32()), dates)
         rewrite(root, "reconciled", day, with_version(table))
-        done.append(f"reconciled/{night.parent.name}: schema {SCHEMA_VERSION}")
+        done.append(f"reconciled/{night.parent.name}: {added}schema {SCHEMA_VERSION}")
     fixed = timeline_schema()
     for day, night in nights_of(root, "timeline"):
         found = pq.read_schema(night)
