@@ -18,21 +18,19 @@ from batch.run.timeline import TIMELINE_NAME, read_samples
 
 
 def nights(root: Path) -> list[dict[str, Any]]:
-    """One row per night from the run log: the last run's state and counts, all runs' requests."""
+    """One row per night from the run log: its current run's state and counts (else its last
+    attempt's), how many runs it took, and the requests of all of them (`all_requests`)."""
     by_night: dict[str, dict[str, Any]] = {}
-    for run in sorted(
-        parquet_rows(run_log_path(root)),
-        key=lambda r: r.get("finished_at") or dt.datetime.min.replace(tzinfo=dt.UTC),
-    ):
+    for run in parquet_rows(run_log_path(root)):  # in the order the runs ended
         day = str(run["run_date"])
-        night = by_night.setdefault(day, {"runs": 0, "requests": 0, "retries": 0})
-        requests, retries = (
-            night["requests"] + (run.get("requests") or 0),
-            night["retries"] + (run.get("retries") or 0),
-        )
-        night.update(run, run_date=day, runs=night["runs"] + 1, requests=requests, retries=retries)
-        customers = run.get("customers") or 0
-        night["error_rate"] = (run.get("error") or 0) / customers if customers else None
+        night = by_night.setdefault(day, {"runs": 0, "all_requests": 0})
+        runs, spent = night["runs"] + 1, night["all_requests"] + (run.get("requests") or 0)
+        if not night.get("current"):  # a night's current run stays, whatever came after
+            night.update(run, run_date=day)
+            night["requests"], night["retries"] = run.get("requests") or 0, run.get("retries") or 0
+            customers = run.get("customers") or 0
+            night["error_rate"] = (run.get("error") or 0) / customers if customers else None
+        night.update(runs=runs, all_requests=spent)
     return [by_night[day] for day in sorted(by_night)]
 
 

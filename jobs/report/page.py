@@ -220,6 +220,7 @@ def _nights_table(nights: Sequence[Mapping[str, Any]]) -> str:
         "carried",
         "requests",
         "retries",
+        "all runs' requests",
         "exit",
     )
     rows = []
@@ -238,6 +239,7 @@ def _nights_table(nights: Sequence[Mapping[str, Any]]) -> str:
             n.get("carried"),
             n["requests"],
             n["retries"],
+            n["all_requests"],
             n.get("exit_code"),
         )
         rows.append("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in cells) + "</tr>")
