@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,21 @@ def night(root: Path, table: str, day: str) -> Path:
     return root / table / f"run_date={day}" / f"{table}.parquet"
 
 
+@functools.lru_cache(maxsize=64)
+def _read(root: Path, table: str, day: str, mtime: int) -> pd.DataFrame:
+    frame = pd.read_parquet(night(root, table, day))
+    return frame.set_index("ci", drop=False) if table == "reconciled" else frame
+
+
+def read(root: Path, table: str, day: str) -> pd.DataFrame:
+    """A night of a table, read once while its file stays the same."""
+    return _read(root, table, day, night(root, table, day).stat().st_mtime_ns)
+
+
 def expected_changes(root: Path, earlier: list[str], cur: str) -> set[tuple[str, str, str | None]]:
     """An independent reading of the change rules: tonight against the nights before (newest
     first), a customer in error last night compared with their last good answer."""
-    p = pd.read_parquet(night(root, "reconciled", earlier[0])).set_index("ci")
-    c = pd.read_parquet(night(root, "reconciled", cur)).set_index("ci")
+    p, c = read(root, "reconciled", earlier[0]), read(root, "reconciled", cur)
     found: set[tuple[str, str, str | None]] = set()
     for ci in c.index.difference(p.index):
         found.add((ci, "new_customer", None))
@@ -39,14 +50,14 @@ def expected_changes(root: Path, earlier: list[str], cur: str) -> set[tuple[str,
 
 def last_good(root: Path, earlier: list[str], ci: str) -> tuple[Any, str] | None:
     for day in earlier:
-        rows = pd.read_parquet(night(root, "reconciled", day)).set_index("ci")
+        rows = read(root, "reconciled", day)
         if ci in rows.index and rows.loc[ci].status != "error":
             return rows.loc[ci], day
     return None
 
 
 def accounts_of(root: Path, day: str, ci: str) -> set[tuple[str, str]]:
-    frame = pd.read_parquet(night(root, "accounts", day))
+    frame = read(root, "accounts", day)
     mine = frame[frame.ci == ci]
     return set(zip(mine.com_id, mine.vt_acc_no, strict=True))
 

@@ -13,9 +13,12 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import pandas as pd
+import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from jobs.dataset.outputs import timeline_schema
 from jobs.sandbox.server import Fault
 from tests.conftest import ROOT, base_args, customers, job, run_cli, write_csv
 from tests.fake_job import Behaviour, WordJob, run_words
@@ -320,3 +323,48 @@ def test_a_setgid_root_hands_its_group_to_every_night(sandbox, tmp_path: Path) -
     published = [p for p in root.rglob("*") if ".work" not in p.parts]
     assert {p.stat().st_gid for p in published} == {group}
     assert {mode(p) for p in published if p.is_file()} == {0o640}
+
+
+def to_schema_2(root: Path) -> None:
+    """Rewrite a root as schema 2 left it: timelines with the statuses that occurred, in the
+    order they occurred, and a run log without `current` that holds a night's rerun."""
+    for night in root.glob("reconciled/*/reconciled.parquet"):
+        table = pq.read_table(night)
+        pq.write_table(table.replace_schema_metadata({"member_recon.schema_version": "2"}), night)
+    for night in root.glob("timeline/*/timeline.parquet"):
+        table = pq.read_table(night).replace_schema_metadata(None)
+        names = [n for n in table.column_names if n not in ("items_error", "items_linked")]
+        pq.write_table(table.select([*names, "items_linked"]), night)
+    log = root / "runs" / "runs.parquet"
+    runs = pq.read_table(log).drop_columns(["current"])
+    pq.write_table(pa.concat_tables([runs.slice(0, 1), runs]), log)  # the first night twice
+
+
+def test_schema_2_is_refused_then_migrated_to_fixed_timelines_and_current_runs(
+    sandbox, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "in.csv", customers(6))
+    root = tmp_path / "bi"
+    for day in ("2026-11-01", "2026-11-02"):
+        assert run_cli(dataset_args(sandbox, path, root, day)).exit_code == 0
+    to_schema_2(root)
+    refused = run_cli(dataset_args(sandbox, path, root, "2026-11-03"))
+    assert refused.exit_code == 2
+    assert "2 nights (2026-11-01 to 2026-11-02) in dataset schema 2, not 3" in refused.stderr
+    moved = run_cli(["migrate", str(root)])
+    assert moved.exit_code == 0, moved.stderr
+    assert "timeline/run_date=2026-11-02: the fixed columns" in moved.stdout
+    assert run_cli(dataset_args(sandbox, path, root, "2026-11-03")).exit_code == 0
+    timelines = pl.read_parquet(
+        f"{root}/timeline/*/*.parquet", hive_partitioning=True
+    )  # strict: one schema in every night
+    assert timelines.columns == [*timeline_schema().names, "run_date"]
+    assert timelines["items_error"].null_count() == timelines.height  # no error: nulls
+    runs = pq.read_table(root / "runs" / "runs.parquet").to_pylist()
+    marks = [(str(r["run_date"]), r["current"]) for r in runs]
+    assert marks == [
+        ("2026-11-01", False),
+        ("2026-11-01", True),
+        ("2026-11-02", True),
+        ("2026-11-03", True),
+    ]

@@ -329,3 +329,57 @@ def test_sinks_made_by_schema_1_gain_the_new_columns_and_never_wait_on_readers(
             "SELECT run_date::varchar, count(asked_on) FROM reconciled GROUP BY 1 ORDER BY 1"
         ).fetchall()
     assert got == expected
+
+
+def test_a_member_back_from_error_as_a_non_member_became_non_member(
+    sandbox, tmp_path: Path
+) -> None:
+    people = customers(40)
+    turned = next(
+        ci
+        for ci, _ in people
+        if truth(ci, "one").membership == "member" and truth(ci, "three").membership == "nonMember"
+    )
+    root, path = tmp_path / "ds", write_csv(tmp_path / "in.csv", people)
+    for day, salt, failing in (("2026-11-01", "one", ()), ("2026-11-02", "two", (turned,))):
+        fault = Fault("http500", first_attempts=99, cis=frozenset(failing))
+        sandbox.sandbox.configure(answer_salt=salt, faults=(fault,) if failing else ())
+        assert dataset_run(sandbox, path, root, day).exit_code == 0
+    sandbox.sandbox.configure(answer_salt="three", faults=())
+    assert dataset_run(sandbox, path, root, "2026-11-03").exit_code == 0
+    frame = pd.read_parquet(night(root, "changes", "2026-11-03"))
+    theirs = frame[frame.ci == turned].set_index("event")
+    assert {"became_non_member", "recovered_from_error"} <= set(theirs.index)
+    became, back = theirs.loc["became_non_member"], theirs.loc["recovered_from_error"]
+    assert (became.previous, became.current) == ("member", "nonMember")
+    assert str(became.previous_run_date) == "2026-11-01"  # the last good answer's night
+    assert (back.previous, str(back.previous_run_date)) == ("error", "2026-11-02")
+
+
+def test_a_kept_column_added_by_migrate_reaches_the_sinks_as_nulls_before(
+    sandbox, postgres: str, tmp_path: Path
+) -> None:
+    rows = [(ci, name, f"b{i}") for i, (ci, name) in enumerate(customers(8))]
+    path = write_csv(tmp_path / "in.csv", rows, ("ci", "kor_name", "branch"))
+    root, duck = tmp_path / "ds", tmp_path / "bi.duckdb"
+    sinks = ("--sink", f"duckdb:///{duck}", "--sink", postgres)
+    env = {"PGPASSWORD": PG_PASSWORD}
+    assert dataset_run(sandbox, path, root, "2026-11-01", *sinks, **env).exit_code == 0
+    refused = dataset_run(sandbox, path, root, "2026-11-02", "--keep-columns", "branch", **env)
+    assert refused.exit_code == 2
+    assert f"member-recon migrate {root} --keep-columns branch" in refused.stderr
+    assert run_cli(["migrate", str(root), "--keep-columns", "branch"]).exit_code == 0
+    again = dataset_run(
+        sandbox, path, root, "2026-11-02", "--keep-columns", "branch", *sinks, **env
+    )
+    assert again.exit_code == 0, again.stderr
+    query = "select run_date::text, count(*), count(branch) from reconciled group by 1 order by 1"
+    want = [("2026-11-01", 8, 0), ("2026-11-02", 8, 8)]
+    with duckdb.connect(str(duck)) as con:
+        assert con.execute(query).fetchall() == want
+    os.environ["PGPASSWORD"] = PG_PASSWORD
+    try:
+        with psycopg.connect(postgres) as pg:
+            assert pg.execute(query).fetchall() == want
+    finally:
+        del os.environ["PGPASSWORD"]

@@ -8,26 +8,22 @@ night as the night's current run says it wrote.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
-import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.dataset.changes import changes_schema
-from jobs.dataset.outputs import accounts_schema, reconciled_schema, runs_schema, timeline_schema
-from tests.bi_data import KEPT, SIX, TABLES, Nights, csv_folder, recipes, six_nights
-
-RECIPES = recipes()
-READERS = ("duckdb", "pandas", "polars", "pyarrow", "spark")
+from tests.bi_data import KEPT, SIX, TABLES, Nights, csv_folder, six_nights
+from tests.bi_readers import READERS, RECIPES, expected_counts, read, run_recipe, want
+from tests.change_rules import expected_changes, night
+from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -38,136 +34,6 @@ def nights(sandbox_thread, tmp_path_factory: pytest.TempPathFactory) -> Nights:
 @pytest.fixture(scope="module")
 def csv_out(sandbox_thread, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return csv_folder(sandbox_thread, tmp_path_factory.mktemp("csv"))
-
-
-def run_recipe(name: str, root: Path, out: Path | None = None) -> dict[str, Any]:
-    code = RECIPES[name].replace("/data/recon", str(root))
-    if out is not None:
-        code = code.replace("/data/out", str(out))
-    namespace: dict[str, Any] = {}
-    exec(compile(code, f"docs/schema.md ({name})", "exec"), namespace)
-    return namespace
-
-
-def declared(table: str) -> pa.Schema:
-    """The table's columns as docs/schema.md declares them; `run_date` from the folders last."""
-    schema = {
-        "reconciled": reconciled_schema("ci", KEPT),
-        "accounts": accounts_schema(),
-        "changes": changes_schema("ci"),
-        "timeline": timeline_schema(),
-    }.get(table)
-    if schema is None:
-        return runs_schema()
-    return schema.append(pa.field("run_date", pa.date32()))
-
-
-def expected_counts(nights: Nights, table: str) -> dict[str, int]:
-    """Rows a night, as the night's current run (its summary) wrote them."""
-    if table == "runs":  # one row per attempt: the fourth night was run twice
-        return {day: 2 if day == SIX[3] else 1 for day in SIX}
-    if table == "timeline":  # no summary figure: the night's own file says
-        return {
-            day: pq.ParquetFile(
-                nights.root / table / f"run_date={day}" / "timeline.parquet"
-            ).metadata.num_rows
-            for day in SIX
-        }
-    summaries = {day: nights.summary(day) for day in SIX}
-    found = {
-        day: {
-            "reconciled": summary["customers"],
-            "accounts": summary["accounts"],
-            "changes": sum(summary.get("changes", {}).values()),
-        }[table]
-        for day, summary in summaries.items()
-    }
-    return {day: n for day, n in found.items() if n}
-
-
-def duckdb_type(kind: pa.DataType) -> str:
-    if pa.types.is_timestamp(kind):
-        return "TIMESTAMP WITH TIME ZONE"
-    return {"string": "VARCHAR", "int64": "BIGINT", "bool": "BOOLEAN", "date32[day]": "DATE"}.get(
-        str(kind), "DOUBLE"
-    )
-
-
-def polars_type(kind: pa.DataType) -> Any:
-    if pa.types.is_timestamp(kind):
-        return pl.Datetime("us", "UTC")
-    return {"string": pl.String, "int64": pl.Int64, "bool": pl.Boolean, "date32[day]": pl.Date}.get(
-        str(kind), pl.Float64
-    )
-
-
-def spark_type(kind: pa.DataType) -> str:
-    if pa.types.is_timestamp(kind):
-        return "TimestampType()"
-    names = {"string": "StringType()", "int64": "LongType()", "bool": "BooleanType()"}
-    return names.get(str(kind), "DateType()" if pa.types.is_date(kind) else "DoubleType()")
-
-
-def read_duckdb(root: Path) -> dict[str, tuple[list[tuple[str, Any]], Counter[str]]]:
-    found = {}
-    with duckdb.connect() as con:
-        for statement in RECIPES["duckdb"].replace("/data/recon", str(root)).split(";")[:-1]:
-            con.execute(statement)
-        for table in TABLES:
-            columns = con.execute(
-                f"select column_name, column_type from (describe {table})"
-            ).fetchall()
-            counts = con.execute(f"select run_date::varchar, count(*) from {table} group by 1")
-            found[table] = (columns, Counter(dict(counts.fetchall())))
-    return found
-
-
-def read_frames(reader: str, root: Path) -> dict[str, tuple[list[tuple[str, Any]], Counter[str]]]:
-    made = run_recipe(reader, root)
-    found = {}
-    for table in TABLES:
-        frame = made[table]
-        if reader == "pandas":
-            columns = list(frame.dtypes.items())
-            days = [str(d) for d in frame["run_date"]]
-        elif reader == "polars":
-            columns = list(frame.schema.items())
-            days = [str(d) for d in frame["run_date"]]
-        elif reader == "pyarrow":
-            columns = [(f.name, f.type) for f in frame.schema]
-            days = [str(d) for d in frame.column("run_date").to_pylist()]
-        else:  # spark
-            columns = [(f.name, repr(f.dataType)) for f in frame.schema.fields]
-            days = [
-                str(r[0]) for r in frame.groupBy("run_date").count().collect() for _ in range(r[1])
-            ]
-        found[table] = (columns, Counter(days))
-    return found
-
-
-def want(reader: str, table: str) -> list[tuple[str, Any]]:
-    typed = {
-        "duckdb": duckdb_type,
-        "pandas": pd.ArrowDtype,
-        "polars": polars_type,
-        "pyarrow": lambda kind: kind,
-        "spark": spark_type,
-    }[reader]
-    return [(f.name, typed(f.type)) for f in declared(table)]
-
-
-def read(reader: str, root: Path) -> dict[str, tuple[list[tuple[str, Any]], Counter[str]]]:
-    return read_duckdb(root) if reader == "duckdb" else read_frames(reader, root)
-
-
-def readers_table(nights: Nights, reader: str) -> dict[str, bool]:
-    """For each table, whether `reader` got the declared columns and each night's rows."""
-    found = read(reader, nights.root)
-    return {
-        table: found[table][0] == want(reader, table)
-        and dict(found[table][1]) == expected_counts(nights, table)
-        for table in TABLES
-    }
 
 
 def test_every_documented_recipe_is_tested() -> None:
@@ -189,6 +55,77 @@ def test_a_reader_gets_every_table_typed_with_each_nights_rows(nights: Nights, r
         columns, counts = found[table]
         assert columns == want(reader, table), (reader, table)
         assert dict(counts) == expected_counts(nights, table), (reader, table)
+
+
+def test_a_night_with_another_kept_column_is_refused_until_migrate(nights: Nights) -> None:
+    root, both = nights.root, ",".join(KEPT)
+    assert nights.refused.exit_code == 2
+    message = nights.refused.stderr
+    assert f"--keep-columns {both} differs from the 4 nights in {root}" in message
+    assert "adds 지점" in message
+    assert f"run: member-recon migrate {root} --keep-columns {both}" in message
+    assert nights.migrated.stdout.count("+지점 (null)") == 4  # one line a night rewritten
+    with duckdb.connect() as con:
+        kept = con.execute(
+            f"select run_date::varchar, count(*), count(고객번호), count(지점) from read_parquet("
+            f"'{root}/reconciled/*/*.parquet', hive_partitioning = true) group by 1 order by 1"
+        ).fetchall()
+        sunk = con.execute(
+            f"attach '{nights.sink}' as sink (read_only); select run_date::varchar, count(*), "
+            "count(고객번호), count(지점) from sink.reconciled group by 1 order by 1"
+        ).fetchall()
+    # Before the migration, 지점 is null; after it, kept. The sink gained it the same way.
+    assert kept == sunk == [(d, n, n, n if d >= SIX[4] else 0) for d, n, _, _ in kept]
+    assert [d for d, *_ in kept] == list(SIX)
+
+
+def test_each_night_has_one_current_run_and_the_report_shows_it(nights: Nights) -> None:
+    runs = pq.read_table(nights.root / "runs" / "runs.parquet").to_pylist()
+    current = {str(r["run_date"]): r for r in runs if r["current"]}
+    assert sorted(current) == list(SIX)
+    for day, row in current.items():
+        summary = nights.summary(day)
+        assert (row["run_id"], row["customers"]) == (summary["run_id"], summary["customers"])
+    rerun = [r for r in runs if str(r["run_date"]) == SIX[3]]
+    assert [r["current"] for r in rerun] == [False, True]  # the --fresh rerun is current
+    with duckdb.connect() as con:
+        sunk = con.execute(
+            f"attach '{nights.sink}' as sink (read_only); select run_date::varchar, count(*) "
+            "filter (where current) from sink.runs group by 1 order by 1"
+        ).fetchall()
+    assert sunk == [(day, 1) for day in SIX]
+    made = run_cli(["report", str(nights.root)])
+    assert made.exit_code == 0, made.stderr
+    rows = report_rows((nights.root / "report.html").read_text(encoding="utf-8"))
+    fourth = rows[SIX[3]]
+    assert fourth["runs"] == "2"
+    assert fourth["requests"] == str(current[SIX[3]]["requests"])
+    assert fourth["all runs' requests"] == str(sum(r["requests"] for r in rerun))
+    assert fourth["error"] == str(nights.summary(SIX[3])["error"]) == "2"
+
+
+def report_rows(page: str) -> dict[str, dict[str, str]]:
+    """The report's nights table: night -> column -> cell text."""
+    table = page[page.index("Nights · 실행 목록") :]
+    heads = re.findall(r"<th>(.*?)</th>", table[: table.index("</thead>")])
+    rows = re.findall(r"<tr>(<td>.*?)</tr>", table[: table.index("</table>")])
+    cells = [re.findall(r"<td>(.*?)</td>", row) for row in rows]
+    return {c[0]: dict(zip(heads, c, strict=True)) for c in cells}
+
+
+def test_the_change_feed_sees_through_errors_every_night(nights: Nights) -> None:
+    root = nights.root
+    for at, day in enumerate(SIX[1:], start=1):
+        frame = pd.read_parquet(night(root, "changes", day))
+        got = {(r.ci, r.event, None if pd.isna(r.detail) else r.detail) for r in frame.itertuples()}
+        assert got == expected_changes(root, list(reversed(SIX[:at])), day), day
+    back = nights.in_error[SIX[1]]  # in error on the second night, answered on the third
+    third = pd.read_parquet(night(root, "changes", SIX[2]))
+    theirs = third[third.ci.isin(back)]
+    assert set(theirs.query("event == 'recovered_from_error'").ci) == back
+    seen_through = theirs.query("event != 'recovered_from_error'")
+    assert len(seen_through)  # the salts change answers: some of them changed across the error
+    assert set(seen_through.previous_run_date.astype(str)) == {SIX[0]}
 
 
 def test_csv_recipes_keep_identifiers_as_text(csv_out: Path) -> None:

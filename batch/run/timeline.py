@@ -110,11 +110,15 @@ def _inferred(samples: list[dict[str, Any]]) -> Any:
 
 
 def write_timeline(samples_file: Path, path: Path, schema: Any = None) -> bool:
-    """Write the folder's samples as Parquet at `path` (in `schema`); False when there are none."""
+    """Write the folder's samples as Parquet at `path`; False when there are none to write.
+
+    With a `schema`, a run that asked nothing still writes its (empty) table, so that a
+    rerun's night never keeps the timeline of the run it replaced.
+    """
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     samples = read_samples(samples_file)
-    if not samples:
+    if not samples and schema is None:
         return False
     pq.write_table(timeline_table(samples, schema), path, compression="zstd")
     return True
