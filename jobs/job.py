@@ -11,8 +11,7 @@ from batch.errors import PausedError, UsageError
 from batch.log import Log
 from batch.run.lifecycle import run_batch
 from batch.settings import BatchSettings
-from jobs.dataset.columns import check_columns
-from jobs.dataset.outputs import RECONCILED_COLUMNS
+from jobs.dataset.columns import check_columns, check_kept_names
 from jobs.dataset.upgrade import check_schema
 from jobs.koscom import LEGACY_ENCODINGS, KoscomJob
 from jobs.settings import RunSettings
@@ -35,7 +34,10 @@ class RunResult:
 
 def run(settings: RunSettings, log: Log) -> RunResult:
     """Run the job once; raise a RunError for every way it can stop early."""
-    _check_kept_columns(settings)
+    check_kept_names(settings.keep_columns)
+    if settings.pseudonym_key and settings.ci_column in settings.keep_columns:
+        name = settings.ci_column
+        raise UsageError(f"--keep-columns {name!r} would write raw CIs under --pseudonymize")
     if settings.dataset_root is not None and settings.dataset_root.is_dir():
         check_schema(settings.dataset_root)
         check_columns(settings.dataset_root, settings.ci_field, settings.keep_columns)
@@ -74,20 +76,6 @@ def run(settings: RunSettings, log: Log) -> RunResult:
         ) from None
     code = int(result.summary.get("exit_code", 0))
     return RunResult(result.summary, code, result.outputs, result.finished_before)
-
-
-def _check_kept_columns(settings: RunSettings) -> None:
-    """Kept columns never shadow an output column, even by case alone (DuckDB, Spark and
-    Excel compare names without case), and never carry the raw CI past --pseudonymize."""
-    taken = {name.lower(): name for name in (*RECONCILED_COLUMNS, "ci_hmac")}
-    for name in settings.keep_columns:
-        clash = taken.get(name.lower())
-        if clash is not None:
-            same = "" if clash == name else f" ({clash!r} differs only by case)"
-            raise UsageError(f"--keep-columns {name!r} would clash with the output column{same}")
-        taken[name.lower()] = name
-        if settings.pseudonym_key and name == settings.ci_column:
-            raise UsageError(f"--keep-columns {name!r} would write raw CIs under --pseudonymize")
 
 
 def _summary(folder: Path) -> dict[str, Any]:

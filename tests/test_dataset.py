@@ -368,6 +368,8 @@ def test_a_kept_column_added_by_migrate_reaches_the_sinks_as_nulls_before(
     refused = dataset_run(sandbox, path, root, "2026-11-02", "--keep-columns", "branch", **env)
     assert refused.exit_code == 2
     assert f"member-recon migrate {root} --keep-columns branch" in refused.stderr
+    clash = run_cli(["migrate", str(root), "--keep-columns", "branch,Status"])
+    assert (clash.exit_code, "differs only by case" in clash.stderr) == (2, True)
     assert run_cli(["migrate", str(root), "--keep-columns", "branch"]).exit_code == 0
     again = dataset_run(
         sandbox, path, root, "2026-11-02", "--keep-columns", "branch", *sinks, **env

@@ -39,6 +39,7 @@ def migrate(root: Path, keep_columns: str | None) -> None:
     Run it while no run writes to ROOT; it may be run again if it was interrupted (each
     night's file is replaced whole).
     """
+    from batch.errors import UsageError  # noqa: PLC0415
     from batch.outputs import dataset  # noqa: PLC0415
     from jobs.dataset.columns import migrate_columns  # noqa: PLC0415
     from jobs.dataset.outputs import SCHEMA_VERSION  # noqa: PLC0415
@@ -48,7 +49,10 @@ def migrate(root: Path, keep_columns: str | None) -> None:
     upgraded = upgrade(root)
     if keep_columns is not None:
         keep = [c.strip() for c in keep_columns.split(",") if c.strip()]
-        upgraded += migrate_columns(root, keep)
+        try:
+            upgraded += migrate_columns(root, keep)
+        except UsageError as exc:
+            fail(str(exc), 2)
     for line in (*moved, *upgraded):
         print(f"  {line}")
     if not moved and not upgraded:

@@ -19,6 +19,18 @@ from jobs.dataset.upgrade import conform, nights_of, rewrite, with_version
 _BASE = len(RECONCILED_COLUMNS)  # the CI (or its HMAC) and the answer's columns come first
 
 
+def check_kept_names(keep: Sequence[str]) -> None:
+    """Kept columns never shadow an output column, even by case alone (DuckDB, Spark and
+    Excel compare names without case)."""
+    taken = {name.lower(): name for name in (*RECONCILED_COLUMNS, "ci_hmac")}
+    for name in keep:
+        clash = taken.get(name.lower())
+        if clash is not None:
+            same = "" if clash == name else f" ({clash!r} differs only by case)"
+            raise UsageError(f"--keep-columns {name!r} would clash with the output column{same}")
+        taken[name.lower()] = name
+
+
 def night_layouts(root: Path) -> dict[tuple[str, tuple[str, ...]], list[dt.date]]:
     """The nights of each (CI column, kept columns) layout `reconciled` holds."""
     import pyarrow.parquet as pq  # noqa: PLC0415
@@ -81,6 +93,7 @@ def migrate_columns(root: Path, keep: Sequence[str]) -> list[str]:
     """Give every night of `reconciled` exactly the kept columns `keep`; what was rewritten."""
     import pyarrow.parquet as pq  # noqa: PLC0415
 
+    check_kept_names(keep)
     done = []
     for day, night in nights_of(root, "reconciled"):
         found = pq.read_schema(night)
