@@ -368,3 +368,22 @@ def test_schema_2_is_refused_then_migrated_to_fixed_timelines_and_current_runs(
         ("2026-11-02", True),
         ("2026-11-03", True),
     ]
+
+
+def test_a_night_that_changes_pseudonymization_is_refused_both_ways(
+    sandbox, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "in.csv", customers(4))
+    key = {"KOSCOM_PSEUDONYM_KEY": "k-31-0123456789abcdef0123456789abcdef"}
+    raw, sealed = tmp_path / "raw", tmp_path / "sealed"
+    assert run_cli(dataset_args(sandbox, path, raw, "2026-11-01")).exit_code == 0
+    args = ("--pseudonymize",)
+    assert run_cli(dataset_args(sandbox, path, sealed, "2026-11-01", *args), key).exit_code == 0
+    into_raw = run_cli(dataset_args(sandbox, path, raw, "2026-11-02", *args), key)
+    assert into_raw.exit_code == 2
+    assert f"the 1 nights in {raw} hold raw CIs (ci)" in into_raw.stderr
+    into_sealed = run_cli(dataset_args(sandbox, path, sealed, "2026-11-02"))
+    assert into_sealed.exit_code == 2
+    assert "would write raw CIs beside them; add --pseudonymize" in into_sealed.stderr
+    assert not (raw / "reconciled" / "run_date=2026-11-02").exists()
+    assert not (sealed / "reconciled" / "run_date=2026-11-02").exists()
