@@ -93,6 +93,18 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def own_database(postgres: str, name: str) -> str:
+    """A fresh database of the session's cluster, for a test whose nights must not mix."""
+    os.environ["PGPASSWORD"] = PG_PASSWORD
+    try:
+        with psycopg.connect(postgres, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name}")
+            admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        del os.environ["PGPASSWORD"]
+    return postgres.rsplit("/", 1)[0] + f"/{name}"
+
+
 def dataset_run(sandbox, path: Path, root: Path, day: str, *extra: str, **env: str):
     args = base_args(sandbox, path, root)
     at = args.index("--out")
@@ -284,14 +296,7 @@ def test_bad_dataset_options_are_exit_2(sandbox, tmp_path: Path, args, message) 
 def test_sinks_made_by_schema_1_gain_the_new_columns_and_never_wait_on_readers(
     sandbox, postgres: str, tmp_path: Path
 ) -> None:
-    os.environ["PGPASSWORD"] = PG_PASSWORD
-    try:
-        with psycopg.connect(postgres, autocommit=True) as admin:
-            admin.execute("DROP DATABASE IF EXISTS sink_upgrade")
-            admin.execute("CREATE DATABASE sink_upgrade")
-    finally:
-        del os.environ["PGPASSWORD"]
-    pg_url = postgres.rsplit("/", 1)[0] + "/sink_upgrade"
+    pg_url = own_database(postgres, "sink_upgrade")
     duck = tmp_path / "bi.duckdb"
     sinks = ("--sink", f"duckdb:///{duck}", "--sink", pg_url)
     env = {"PGPASSWORD": PG_PASSWORD, "PGOPTIONS": "-c lock_timeout=5s"}
@@ -359,10 +364,11 @@ def test_a_member_back_from_error_as_a_non_member_became_non_member(
 def test_a_kept_column_added_by_migrate_reaches_the_sinks_as_nulls_before(
     sandbox, postgres: str, tmp_path: Path
 ) -> None:
+    pg_url = own_database(postgres, "sink_kept")
     rows = [(ci, name, f"b{i}") for i, (ci, name) in enumerate(customers(8))]
     path = write_csv(tmp_path / "in.csv", rows, ("ci", "kor_name", "branch"))
     root, duck = tmp_path / "ds", tmp_path / "bi.duckdb"
-    sinks = ("--sink", f"duckdb:///{duck}", "--sink", postgres)
+    sinks = ("--sink", f"duckdb:///{duck}", "--sink", pg_url)
     env = {"PGPASSWORD": PG_PASSWORD}
     assert dataset_run(sandbox, path, root, "2026-11-01", *sinks, **env).exit_code == 0
     refused = dataset_run(sandbox, path, root, "2026-11-02", "--keep-columns", "branch", **env)
@@ -381,7 +387,7 @@ def test_a_kept_column_added_by_migrate_reaches_the_sinks_as_nulls_before(
         assert con.execute(query).fetchall() == want
     os.environ["PGPASSWORD"] = PG_PASSWORD
     try:
-        with psycopg.connect(postgres) as pg:
+        with psycopg.connect(pg_url) as pg:
             assert pg.execute(query).fetchall() == want
     finally:
         del os.environ["PGPASSWORD"]

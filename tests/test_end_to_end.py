@@ -133,7 +133,7 @@ def test_output_schemas_are_exactly_the_contracts(sandbox, sample, tmp_path: Pat
         ("checked_at", pa.timestamp("us", tz="UTC")),
         ("asked_on", pa.date32()),  # the run date that asked (an earlier one when carried)
     ]
-    assert schema.metadata[b"member_recon.schema_version"] == b"2"
+    assert schema.metadata[b"member_recon.schema_version"] == b"3"
     accounts = pq.read_schema(tmp_path / "out" / "accounts.parquet")
     assert accounts.names == ["ci", "com_id", "vt_acc_no", "vt_acc_alias"]
     frame = result.reconciled()

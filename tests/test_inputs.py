@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.change_rules import expected_changes
 from tests.conftest import ROOT, customers, job, run_cli, write_csv
 from tests.fixture_rows import FIXTURES, FORMATS, FORMATTED, PEOPLE, REJECTS, sheet_rows, shown
-from tests.test_dataset import dataset_run, expected_changes, feed
+from tests.test_dataset import dataset_run, feed
 from tests.test_end_to_end import check_truth
 
 EXPORTS = [
@@ -241,6 +242,6 @@ def test_an_all_rejected_night_leaves_the_dataset_and_the_change_feed_alone(
     assert third.exit_code == 0, third.stderr
     changes = feed(root, "2026-11-03")
     # Compared with the last good night:
-    assert changes == expected_changes(root, "2026-11-01", "2026-11-03")
+    assert changes == expected_changes(root, ["2026-11-01"], "2026-11-03")
     events = [event for _, event, _ in changes]
     assert (events.count("gone_from_input"), events.count("new_customer")) == (5, 5)
