@@ -1,9 +1,12 @@
 """Delimited text (CSV, TSV, Excel's "Unicode text"), plain or gzip, read with bounded lines.
 
-Each line is read with a limit (LINE_LIMIT characters): a longer one is skipped whole and
-its row rejected, so one broken field never costs the night or the machine's memory. A
-byte the encoding cannot read rejects its row (UTF-16 stops the run: its pairs of bytes
-leave no row to blame).
+A record is found the way a spreadsheet finds it: a line break inside quotes belongs to the
+cell, so a record may span lines, and it counts as one row. A record longer than LINE_LIMIT
+characters is skipped whole, to its true end (quotes respected), and its row rejected, so
+one broken cell never costs the night, the rows after it, or the machine's memory. A quote
+that is never closed leaves no end to find: the rest of the file would be one cell, and
+the file is refused (InputError) rather than read as one rejected row. A byte the encoding
+cannot read rejects its row (UTF-16 stops the run: its pairs of bytes leave no row to blame).
 """
 
 from __future__ import annotations
@@ -64,36 +67,86 @@ def delimiters(path: Path) -> list[str | None]:
     return list(sniff.DELIMITERS)
 
 
+# Where a record stands after some of its text, as Python's csv reader (non-strict) sees it.
+_FIELD_START, _IN_FIELD, _IN_QUOTES, _QUOTE_IN_QUOTES = range(4)
+
+
+def advance(state: int, text: str, delimiter: str) -> int:
+    """The state after `text` (no line break at its end), jumping from quote to delimiter."""
+    i, end = 0, len(text)
+    while i < end:
+        if state in (_QUOTE_IN_QUOTES, _FIELD_START):
+            # A quote opens a field, or doubled stays inside one; anything else is field text.
+            state = _IN_QUOTES if text[i] == '"' else _IN_FIELD
+            i += state == _IN_QUOTES
+        elif state == _IN_FIELD:  # a quote inside an unquoted field is a character
+            found = text.find(delimiter, i)
+            if found < 0:
+                return _IN_FIELD
+            i, state = found + 1, _FIELD_START
+        else:
+            found = text.find('"', i)
+            if found < 0:
+                return _IN_QUOTES
+            i, state = found + 1, _QUOTE_IN_QUOTES
+    return state
+
+
+def logical(text: IO[str], delimiter: str, name: str) -> Iterator[str | None]:
+    """Each record's text, its quoted line breaks included; None for one over LINE_LIMIT."""
+    parts: list[str] = []
+    size, state, line, began = 0, _FIELD_START, 0, 1
+    while chunk := text.readline(LINE_LIMIT):
+        ends = chunk.endswith(("\n", "\r"))
+        line += ends
+        state = advance(state, chunk.rstrip("\r\n") if ends else chunk, delimiter)
+        size += len(chunk)
+        if size <= LINE_LIMIT:
+            parts.append(chunk)
+        else:
+            parts.clear()  # skipped to its end, never held
+        if ends and state != _IN_QUOTES:
+            yield "".join(parts) if size <= LINE_LIMIT else None
+            parts, size, state, began = [], 0, _FIELD_START, line + 1
+    if state == _IN_QUOTES:
+        raise InputError(
+            f"input {name}: the quote opened on line {began} is never closed, so the rest of "
+            f"the file ({line - began + 1:,} lines) would be one cell; close the quote or "
+            "remove it, then run again"
+        )
+    if size:
+        yield "".join(parts) if size <= LINE_LIMIT else None
+
+
 def records(
     text: IO[str], delimiter: str, header_row: int, name: str, encoding: str | None
 ) -> Iterator[tuple[int, list[str] | None, str | None]]:
     """(row number, fields, problem) for every non-blank record below the header row."""
     csv.field_size_limit(LINE_LIMIT)
-    overlong = Overlong()
-    reader = csv.reader(bounded(text, overlong), delimiter=delimiter)
     number = 0
+    found = logical(text, delimiter, name)
     while True:
         try:
-            fields = next(reader)
+            record = next(found)
         except StopIteration:
             return
-        except csv.Error as exc:
-            number += 1
-            if number > header_row:
-                yield number, None, f"cannot be read ({exc})"
-            continue
         except UnicodeDecodeError:
             raise InputError(
                 f"input {name}: row {number + 1} is not valid {sniff.label(encoding)}",
                 setting="encoding",
             ) from None
         number += 1
-        if overlong.seen:
-            overlong.seen = False
-            if number > header_row:
-                yield number, None, f"is longer than {LINE_LIMIT:,} characters"
+        if number <= header_row:
             continue
-        if number > header_row and not sniff.is_blank(fields):
+        if record is None:
+            yield number, None, f"is longer than {LINE_LIMIT:,} characters"
+            continue
+        try:
+            fields = next(csv.reader([record], delimiter=delimiter), [])
+        except csv.Error as exc:
+            yield number, None, f"cannot be read ({exc})"
+            continue
+        if not sniff.is_blank(fields):
             yield number, fields, None
 
 

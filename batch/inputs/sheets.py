@@ -3,8 +3,9 @@
 openpyxl reads .xlsx a row at a time (memory stays flat) and gives each cell its number
 format; python-calamine is about 14 times faster but holds a whole sheet in memory and
 gives values without formats (bench/sheets.py measures both). So .xlsx, the common case
-and the one that can be a million rows, streams with openpyxl; .xls (65,536 rows at
-most) and .ods go through calamine.
+and the one that can be a million rows, streams with openpyxl, once its parts are measured
+(batch.inputs.bounds: no zip bomb gets loaded); .xls (65,536 rows at most) and .ods go
+through calamine.
 
 A cell becomes the text it shows, as far as the reader can know it:
 
@@ -32,6 +33,7 @@ from typing import Any, Self
 
 from batch.errors import InputError
 from batch.inputs import numfmt
+from batch.inputs.bounds import check_xlsx
 
 SHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 Row = list[str | None]
@@ -45,6 +47,8 @@ class Workbook:
         self.path = path
         self.streams = path.suffix.lower() in (".xlsx", ".xlsm")
         self._book: Any = None
+        if self.streams:
+            check_xlsx(path)  # before openpyxl: a small file can unzip to gigabytes
         try:
             if self.streams:
                 import openpyxl  # noqa: PLC0415  (lazy: only analysts' inputs need it)

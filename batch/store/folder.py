@@ -8,6 +8,7 @@ are opened without following links and checked to be ours.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -41,7 +42,9 @@ def open_private(path: Path, flags: int) -> int:
     except FileExistsError:
         try:
             fd = os.open(path, flags | os.O_NOFOLLOW)
-        except OSError as exc:  # ELOOP: a symlink where our file should be
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:  # a read-only mount is no planted link
+                raise
             raise UsageError(f"{path} is a link, not a file of ours", setting="out_dir") from exc
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():

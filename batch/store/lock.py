@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from batch.errors import DirLocked
-from batch.store.folder import open_private
+from batch.errors import DirLocked, UsageError
+from batch.store.folder import FINISHED_NAME, open_private
 
 
 class FolderLock:
@@ -20,7 +21,22 @@ class FolderLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = open_private(self.path, os.O_RDWR)
+        try:
+            fd = open_private(self.path, os.O_RDWR)
+        except OSError as exc:
+            if exc.errno != errno.EROFS:
+                raise
+            folder = self.path.parent
+            finished = (folder / FINISHED_NAME).exists() or (folder / "summary.json").exists()
+            raise UsageError(
+                f"{folder} is on a read-only file system: no run can write there"
+                + (
+                    "; the night in it is finished: `member-recon report` shows it"
+                    if finished
+                    else ""
+                ),
+                setting="out_dir",
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

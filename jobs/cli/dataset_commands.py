@@ -20,6 +20,11 @@ def report(path: Path) -> None:
         page = write_report(path)
     except UsageError as exc:
         fail(str(exc), 2)
+    except OSError as exc:  # a read-only folder, a file it may not read
+        where = exc.filename or path
+        fail(f"report: {where}: {exc.strerror or exc}; the page was not written", 2)
+    except Exception as exc:  # a file the run left, damaged in a way no reader foresaw
+        fail(f"report: {path} holds a damaged file ({type(exc).__name__}); rerun the night", 70)
     print(f"report: {page} ({page.stat().st_size // 1024} KiB)")
 
 

@@ -18,7 +18,7 @@ from batch.log import Log
 from batch.outputs.dataset import work_dir
 from jobs.api.client import ClientSettings
 from jobs.api.models import Partner
-from jobs.dataset.sinks import check_sink
+from jobs.dataset.sinks import check_sink, check_sink_file
 from jobs.settings import RunSettings
 
 PRODUCTION_HOSTS = frozenset({"apigw.koscom.co.kr", "oap.k-mydata.org"})
@@ -53,6 +53,8 @@ def run_settings(
     run_date = (options["run_date"] or dt.datetime.now().astimezone()).date()
     dataset_root = options["dataset_root"]
     if dataset_root is not None:
+        # Absolute (links unresolved): a rerun compares it with the paths an earlier run kept.
+        dataset_root = dataset_root.absolute()
         if options["out_dir"] is not None:
             raise UsageError("--dataset and --out name the same thing; give one")
         if options["file_format"] != "parquet":
@@ -88,6 +90,8 @@ def run_settings(
             f"--file-mode {file_mode:04o} makes the outputs world-readable, and they hold raw "
             "CIs: add --pseudonymize, or use 0640 to share with a group"
         )
+    for url in options["sinks"]:
+        check_sink_file(url, raw_cis=pseudonym_key is None)
     client = ClientSettings(
         base_url=base_url,
         api_key=api_key or "",
@@ -130,16 +134,35 @@ def run_settings(
 
 def api_key_from(path: Path | None) -> str | None:
     """The API key from --api-key-file, else KOSCOM_API_KEY; never from a flag's value."""
-    if path is not None:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if path is None:
+        return _checked_key(os.environ.get("KOSCOM_API_KEY", "").strip(), "KOSCOM_API_KEY")
+    with path.open("rb") as file:  # checked as opened: no swap between the check and the read
+        info = os.fstat(file.fileno())
+        if info.st_uid != os.geteuid():
+            # Someone else's file: they chose the key, and may read it or swap it.
+            raise UsageError(f"--api-key-file {path} belongs to another user (uid {info.st_uid})")
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             # As ssh refuses a private key others can read: the key would be theirs too.
             raise UsageError(
-                f"--api-key-file {path} can be read by others (mode {stat.S_IMODE(mode):o}); "
-                f"run chmod 600 {path}"
+                f"--api-key-file {path} can be read by others (mode "
+                f"{stat.S_IMODE(info.st_mode):o}); run chmod 600 {path}"
             )
-        return path.read_text(encoding="utf-8").strip() or None
-    return os.environ.get("KOSCOM_API_KEY", "").strip() or None
+        raw = file.read(64 * 1024)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"--api-key-file {path} is not UTF-8 text") from None
+    return _checked_key(text.strip(), f"--api-key-file {path}")
+
+
+def _checked_key(key: str, source: str) -> str | None:
+    """A key that can go into a header: printable ASCII; a NUL, CR or LF would split it."""
+    if key and not (key.isascii() and key.isprintable()):
+        raise UsageError(
+            f"the API key in {source} holds a control character (a NUL, CR or LF?) or "
+            "non-ASCII text; write the key alone on one line"
+        )
+    return key or None
 
 
 def _checked_base_url(url: str, log: Log) -> str:

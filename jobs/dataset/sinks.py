@@ -12,6 +12,8 @@ any DuckDB CLI from 1.0 on opens it, whichever newer library wrote it.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,11 +47,34 @@ def check_sink(url: str) -> str:
     raise UsageError(f"--sink {parts.scheme}://…: expected duckdb:///path or postgresql://…")
 
 
+def check_sink_file(url: str, *, raw_cis: bool) -> None:
+    """A DuckDB file already there must be ours and, when it gets raw CIs, closed to others.
+
+    The same rule as --file-mode: a world-readable file of raw CIs is refused.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "duckdb" or not os.path.lexists(parts.path):
+        return
+    info = os.lstat(parts.path)
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(
+            f"--sink {parts.path} is not a file (a link?); remove it or choose another"
+        )
+    if info.st_uid != os.geteuid():
+        raise UsageError(f"--sink {parts.path} belongs to another user (uid {info.st_uid})")
+    if raw_cis and info.st_mode & stat.S_IROTH:
+        raise UsageError(
+            f"--sink {parts.path} can be read by others (mode {stat.S_IMODE(info.st_mode):o}) "
+            f"and would get raw CIs: run chmod o-r {parts.path}, or add --pseudonymize"
+        )
+
+
 def _password_in_query(query: str) -> bool:
     """libpq takes `password=` in the query, and a whole conninfo in `dbname=` or `service`."""
     for key, value in parse_qsl(query, keep_blank_values=True):
         lowered = key.lower()
-        if lowered in ("password", "passfile") or "password" in value.lower():
+        # sslpassword (a client key's) too: every *password* is a secret in argv.
+        if "password" in lowered or lowered == "passfile" or "password" in value.lower():
             return True
     return False
 

@@ -1,6 +1,8 @@
 """What the report reads: a run folder's summary, timeline and rejects; a dataset's nights.
 
-Every reader is plain pyarrow and csv; none reads a CI or a name.
+Every reader is plain pyarrow and csv; none reads a CI or a name. None follows a link (a
+planted `summary.json -> /etc/passwd` would be shown on the page), and a damaged file is
+named in a UsageError, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import csv
 import datetime as dt
 import json
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
+from batch.errors import UsageError
 from batch.outputs.dataset import run_log_path, table_dir
 from batch.run.timeline import TIMELINE_NAME, read_samples
 
@@ -40,6 +44,7 @@ def events(root: Path) -> list[dict[str, Any]]:
     rows = []
     for folder in sorted(table_dir(root, "changes").glob("run_date=*")):
         for file in folder.glob("*.parquet"):
+            present(file)
             counted = collections.Counter(
                 pq.read_table(file, columns=["event"]).column("event").to_pylist()
             )
@@ -50,18 +55,24 @@ def events(root: Path) -> list[dict[str, Any]]:
 
 def run_samples(folder: Path) -> list[dict[str, Any]]:
     table = folder / "timeline.parquet"
-    if table.is_file():
+    if present(table):
         return parquet_rows(table)
-    samples = read_samples(folder / TIMELINE_NAME)
-    for sample in samples:
-        for key in ("at", "session_started"):
-            sample[key] = dt.datetime.fromisoformat(sample[key])
+    path = folder / TIMELINE_NAME
+    if not present(path):
+        return []
+    samples = read_samples(path)
+    try:
+        for sample in samples:
+            for key in ("at", "session_started"):
+                sample[key] = dt.datetime.fromisoformat(sample[key])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise damaged(path, exc) from None
     return samples
 
 
 def reject_reasons(path: Path) -> dict[str, int]:
     """Rejected rows by reason; `duplicate ci: first seen on row 6` counts as `duplicate ci`."""
-    if not path.is_file():
+    if not present(path):
         return {}
     with path.open(encoding="utf-8-sig", newline="") as rows:
         reasons = (
@@ -74,8 +85,35 @@ def reject_reasons(path: Path) -> dict[str, int]:
 def parquet_rows(path: Path) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq  # noqa: PLC0415
 
-    return list(pq.read_table(path).to_pylist()) if path.is_file() else []
+    if not present(path):
+        return []
+    try:
+        return list(pq.read_table(path).to_pylist())
+    except OSError:
+        raise
+    except Exception as exc:  # pyarrow's ArrowInvalid and kin: a damaged file
+        raise damaged(path, exc) from None
 
 
 def json_file(path: Path) -> dict[str, Any]:
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+    present(path)
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (TypeError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise damaged(path, exc) from None
+
+
+def present(path: Path) -> bool:
+    """True for a plain file, False when there is none; a link or a device is refused."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return False
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
+        raise UsageError(f"{path} is a link or not a plain file; the report reads neither")
+    return True
+
+
+def damaged(path: Path, exc: Exception) -> UsageError:
+    first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+    return UsageError(f"{path} is damaged and cannot be read ({first}); rerun the night")

@@ -41,10 +41,10 @@ _STATE_WORDS = {
 
 def write_report(path: Path) -> Path:
     """Write PATH/report.html for a run folder or a dataset root; return its path."""
-    if (path / "summary.json").is_file():
+    if data.present(path / "summary.json"):
         title, body, specs = run_page(path)
         like = path / "summary.json"
-    elif run_log_path(path).is_file():
+    elif data.present(run_log_path(path)):
         title, body, specs = dataset_page(path)
         like = run_log_path(path)
     elif is_old_layout(path):
@@ -60,9 +60,15 @@ def write_report(path: Path) -> Path:
         runtime=_script(charts.runtime()),
         specs=json.dumps(specs, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c"),
     )
-    with OutputSet(path, mode=like.stat().st_mode & 0o666) as outputs:
-        outputs.aside(PAGE).write_text(page, encoding="utf-8")
-        return outputs.publish()[0]
+    try:
+        with OutputSet(path, mode=like.stat().st_mode & 0o666) as outputs:
+            outputs.aside(PAGE).write_text(page, encoding="utf-8")
+            return outputs.publish()[0]
+    except OSError as exc:  # a read-only mount, a full disk: say where, not how
+        raise UsageError(
+            f"{path / PAGE} cannot be written ({exc.strerror or exc}); copy the folder "
+            "somewhere writable and run the report there"
+        ) from None
 
 
 class _Page:
@@ -194,7 +200,7 @@ def dataset_page(root: Path) -> tuple[str, str, dict[str, Any]]:
     if done:
         day = dt.date.fromisoformat(done[-1]["run_date"])
         summary_file = night_file(root, "summary.json", day)
-        if summary_file.is_file():
+        if data.present(summary_file):
             page.add(f"<h2>Latest night · 최근 실행 {day.isoformat()}</h2>")
             run_section(
                 page,
