@@ -10,7 +10,6 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from batch.contract import Admitted, Column, Earlier, Table, Tally, Values, View
 from batch.errors import InputError, UsageError
@@ -21,6 +20,7 @@ from jobs.api.client import KoscomClient
 from jobs.api.models import Customer
 from jobs.dataset.changes import compute_changes
 from jobs.dataset.earlier import latest_answers, question_of
+from jobs.dataset.loading import load_all
 from jobs.dataset.outputs import (
     DICTIONARY_COLUMNS,
     account_rows,
@@ -30,7 +30,6 @@ from jobs.dataset.outputs import (
     timeline_schema,
     workbook_views,
 )
-from jobs.dataset.sinks import load
 from jobs.dataset.summary import run_log_row, summary_of
 from jobs.exits import TOO_MANY_ERRORS
 from jobs.logs import Redactor
@@ -298,9 +297,7 @@ class KoscomJob:
         return run_log_row(summary, self.settings)
 
     def after_publish(self, published: Mapping[str, Path], run_log: Path) -> None:
-        for url in self.settings.sinks:
-            load(url, published, self.settings.run_date, run_log)
-            self._log.info("loaded", sink=urlsplit(url).scheme)
+        load_all(self.settings, published, run_log, self._log)
 
 
 def _asked_on_counts(reconciled: Path) -> dict[str, int]:

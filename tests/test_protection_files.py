@@ -5,16 +5,35 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
+import re
+import signal
+import stat
 import subprocess
+import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import openpyxl
+import pandas as pd
+import psycopg
 import pytest
 
-from tests.conftest import API_KEY, CliResult, base_args, customers, job, run_cli, write_csv
+from tests.conftest import (
+    API_KEY,
+    CliResult,
+    base_args,
+    customers,
+    job,
+    run_cli,
+    spawn,
+    write_csv,
+)
+from tests.test_dataset import PG_PASSWORD, postgres  # noqa: F401  (a fixture)
 from tests.test_network_faults import run_process
 
 NOBODY = 65534
@@ -157,7 +176,7 @@ def test_a_planted_duckdb_sink_file_is_refused(sandbox, tmp_path: Path, planted:
     if planted == "link":
         precious.write_bytes(b"")
         sink.symlink_to(precious)
-        expected = "is not a file (a link?)"
+        expected = "is a link; name the file itself"
     else:
         sink.write_bytes(b"")
         sink.chmod(0o644)  # as a umask of 022 leaves it
@@ -297,3 +316,186 @@ def test_the_report_on_a_damaged_or_planted_folder_is_one_line(
     assert "Traceback" not in result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert not (out / "report.html").exists()
+
+
+def plant(root: Path, where: str, outside: Path) -> Path:
+    """A link (or a folder another user controls) planted at `where` under `root`."""
+    planted = root / where
+    planted.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if where.endswith(".jsonl"):
+        outside.write_text("precious\n")
+    else:
+        outside.mkdir()
+        outside.chmod(0o755)  # whatever the umask an earlier in-process run set
+    planted.symlink_to(outside)
+    return planted
+
+
+@pytest.mark.parametrize(
+    "where", [".work", ".work/2026-11-24", "reconciled", "reconciled/run_date=2026-11-24", "runs"]
+)
+def test_a_link_under_the_dataset_root_is_never_followed(
+    sandbox, tmp_path: Path, where: str
+) -> None:
+    root = tmp_path / "ds"
+    root.mkdir(mode=0o700)
+    outside = tmp_path / "elsewhere"
+    plant(root, where, outside)
+    path = write_csv(tmp_path / "in.csv", customers(3))
+    result = nightly(sandbox, path, root, "--run-date", "2026-11-24")
+    assert result.exit_code == 2, result.stderr
+    assert "is not a folder (a link?)" in result.stderr
+    assert list(outside.iterdir()) == []  # nothing written through it
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o755  # and no chmod either
+    assert sandbox.sandbox.stats.requests == 0
+
+
+def test_a_linked_timeline_file_is_refused_and_its_target_untouched(
+    sandbox, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir(mode=0o700)
+    target = tmp_path / "precious.txt"
+    plant(out, ".timeline.jsonl", target)
+    result = job(sandbox, write_csv(tmp_path / "in.csv", customers(3)), out)
+    assert result.exit_code == 2, result.stderr
+    assert "is a link, not a file of ours" in result.stderr
+    assert target.read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("where", ["reconciled", "runs", ".work"])
+def test_a_dataset_subfolder_another_user_controls_is_refused(
+    sandbox, tmp_path: Path, where: str
+) -> None:
+    root = tmp_path / "ds"
+    path = write_csv(tmp_path / "in.csv", customers(3))
+    first = nightly(sandbox, path, root, "--run-date", "2026-11-23")
+    assert first.exit_code == 0, first.stderr
+    folder = root / where
+    os.chown(folder, NOBODY, NOBODY)
+    folder.chmod(0o777)
+    result = nightly(sandbox, path, root, "--run-date", "2026-11-24")
+    assert result.exit_code == 2, result.stderr
+    assert f"{folder} belongs to another user" in result.stderr
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777  # refused before any chmod
+    assert sandbox.sandbox.stats.requests == 6  # the second night asked nothing
+
+
+def run_log(root: Path) -> pd.DataFrame:
+    return pd.read_parquet(root / "runs" / "runs.parquet")
+
+
+def night_summary(root: Path, day: str) -> dict[str, Any]:
+    path = root / "summary" / f"run_date={day}" / "summary.json"
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def test_a_failing_sink_is_recorded_as_such_and_the_rerun_loads_it(sandbox, tmp_path: Path) -> None:
+    root, day = tmp_path / "ds", "2026-11-24"
+    sink = tmp_path / "bi" / "bi.duckdb"  # its folder is missing: the load fails
+    path = write_csv(tmp_path / "in.csv", customers(5))
+    args = ("--run-date", day, "--sink", f"duckdb://{sink}")
+    failed = nightly(sandbox, path, root, *args)
+    assert failed.exit_code == 5, failed.stderr
+    runs = run_log(root)
+    assert len(runs) == 1
+    assert runs.loc[0, "exit_code"] == 5
+    assert runs.loc[0, "sinks"].startswith("failed: outputs are published, but loading duckdb")
+    summary = night_summary(root, day)
+    assert (summary["state"], summary["exit_code"]) == ("done", 5)
+    assert summary["sinks"] == runs.loc[0, "sinks"]
+    sink.parent.mkdir(mode=0o700)
+    again = nightly(sandbox, path, root, *args)
+    assert again.exit_code == 0, again.stderr
+    assert '"event": "published_before"' in again.stderr
+    runs = run_log(root)
+    assert len(runs) == 1  # the same attempt, told again: one row
+    assert (runs.loc[0, "exit_code"], runs.loc[0, "sinks"]) == (0, "loaded")
+    assert night_summary(root, day)["exit_code"] == 0
+    assert sandbox.sandbox.stats.requests == 10  # nothing asked twice
+    with duckdb.connect(str(sink), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM reconciled").fetchone() == (5,)
+        assert con.execute("SELECT sinks FROM runs").fetchall() == [("loaded",)]
+
+
+@pytest.fixture
+def locked_sink(
+    postgres: str,  # noqa: F811  (test_dataset's fixture)
+    request: pytest.FixtureRequest,
+) -> Iterator[Callable[[], None]]:
+    """A PostgreSQL sink whose `reconciled` table a dashboard holds locked: a load waits.
+
+    Yields the function that lets the load go on (the dashboard's transaction ends)."""
+    name = "files_" + re.sub(r"\W", "_", request.node.name)[-40:].lower()
+    with psycopg.connect(postgres, autocommit=True, password=PG_PASSWORD) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = postgres.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(url, autocommit=True, password=PG_PASSWORD) as setup:
+        setup.execute("CREATE TABLE reconciled (run_date date NOT NULL)")  # the load adds the rest
+    dashboard = psycopg.connect(url, password=PG_PASSWORD)
+    dashboard.execute("LOCK TABLE reconciled IN ACCESS EXCLUSIVE MODE")
+    request.node.sink_url = url
+    try:
+        yield dashboard.rollback
+    finally:
+        dashboard.close()
+
+
+def spawned_night(sandbox, path: Path, root: Path, *extra: str) -> subprocess.Popen[str]:
+    args = [a for a in base_args(sandbox, path, root) if a not in ("--out", str(root))]
+    return spawn([*args, "--dataset", str(root), *extra], {"PGPASSWORD": PG_PASSWORD})
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str) -> None:
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if needle in line:
+            return
+    raise AssertionError(f"the run ended before {needle!r} (exit {proc.wait()})")
+
+
+def test_a_kill_between_publish_and_sink_load_leaves_one_honest_row(
+    sandbox, tmp_path: Path, locked_sink: Callable[[], None], request: pytest.FixtureRequest
+) -> None:
+    root, day, url = tmp_path / "ds", "2026-11-24", request.node.sink_url
+    path = write_csv(tmp_path / "in.csv", customers(5))
+    proc = spawned_night(sandbox, path, root, "--run-date", day, "--sink", url)
+    wait_for_line(proc, '"event": "published"')
+    time.sleep(0.5)  # inside the load, waiting for the dashboard's lock
+    proc.kill()
+    proc.wait(30)
+    locked_sink()
+    runs = run_log(root)
+    assert list(runs["sinks"]) == ["loading"]  # not "done and loaded": it never was
+    again = nightly(sandbox, path, root, "--run-date", day, "--sink", url, PGPASSWORD=PG_PASSWORD)
+    assert again.exit_code == 0, again.stderr
+    runs = run_log(root)
+    assert len(runs) == 1, runs[["run_id", "state", "sinks"]]
+    assert (runs.loc[0, "exit_code"], runs.loc[0, "sinks"]) == (0, "loaded")
+    assert sandbox.sandbox.stats.requests == 10
+    with psycopg.connect(url, password=PG_PASSWORD) as pg:
+        assert pg.execute("SELECT count(*) FROM reconciled").fetchone() == (5,)
+
+
+def test_sigint_right_after_publish_gives_130_and_says_so(
+    sandbox, tmp_path: Path, locked_sink: Callable[[], None], request: pytest.FixtureRequest
+) -> None:
+    root, day, url = tmp_path / "ds", "2026-11-24", request.node.sink_url
+    path = write_csv(tmp_path / "in.csv", customers(5))
+    proc = spawned_night(sandbox, path, root, "--run-date", day, "--sink", url)
+    wait_for_line(proc, '"event": "published"')
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    locked_sink()  # the load it was in goes on, whole
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "stopped by SIGINT" in stderr
+    assert "Traceback" not in stderr
+    runs = run_log(root)
+    assert len(runs) == 1
+    assert runs.loc[0, "exit_code"] == 130
+    assert runs.loc[0, "sinks"].startswith("interrupted by SIGINT")
+    assert night_summary(root, day)["exit_code"] == 130
+    stop = json.loads((root / ".work" / day / "summary.json").read_text(encoding="utf-8"))
+    assert (stop["state"], stop["exit_code"]) == ("stopped", 130)

@@ -18,6 +18,7 @@ moved into this one by `migrate`; a run refuses a root still in it.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 
 from batch.errors import UsageError
 from batch.outputs.writer import OutputSet, dir_mode, make_dirs
+from batch.store.folder import check_folder, check_tree
 
 WORK = ".work"
 RUN_LOG = "runs"
@@ -71,6 +73,8 @@ def earlier_nights(root: Path, table: str, before: dt.date) -> list[tuple[dt.dat
             day = dt.date.fromisoformat(path.name.removeprefix("run_date="))
         except ValueError:
             continue
+        if path.is_symlink():
+            raise UsageError(f"{path} is a link; a dataset's nights are never read through one")
         if day < before and path.is_dir():
             found.append((day, path))
     return sorted(found, reverse=True)
@@ -95,6 +99,35 @@ def check_layout(root: Path) -> None:
         )
 
 
+def prepare_folders(out_dir: Path, root: Path | None, day: dt.date | None, mode: int) -> None:
+    """The run's folder (and ROOT's), checked before any chmod could hide who controls them."""
+    if out_dir.exists():
+        check_folder(out_dir)
+    if root is not None:
+        if root.exists():
+            check_folder(root)
+        check_layout(root)
+        if day is not None:
+            check_root(root, day)
+        prepare_root(root, mode)
+        check_tree(root, out_dir)  # ROOT/.work/D: no link, nobody else's
+        make_dirs(out_dir, 0o700)
+    else:
+        make_dirs(out_dir, dir_mode(mode), chmod_from=out_dir)
+    check_folder(out_dir)
+
+
+def check_root(root: Path, run_date: dt.date) -> None:
+    """Before anything is asked: ROOT's folders and the night's partitions are no links and
+    nobody else's (a planted `reconciled/run_date=D` link would take the night elsewhere)."""
+    for child in sorted(root.iterdir()) if root.is_dir() else []:
+        if child.is_symlink() or child.is_dir():
+            check_folder(child)
+            partition = child / f"run_date={run_date.isoformat()}"
+            if os.path.lexists(partition):
+                check_folder(partition)
+
+
 def prepare_root(root: Path, mode: int) -> None:
     """ROOT with the folders' mode; its work folder owner-only (progress holds raw keys)."""
     make_dirs(root, dir_mode(mode), chmod_from=root)
@@ -102,13 +135,20 @@ def prepare_root(root: Path, mode: int) -> None:
 
 
 def append_run(
-    root: Path, row: dict[str, Any], schema: Any, mode: int = 0o600, current: bool = False
+    root: Path,
+    row: dict[str, Any],
+    schema: Any,
+    mode: int = 0o600,
+    current: bool = False,
+    key: str = "run_id",
 ) -> None:
     """Append one row to the run log, rewritten aside and renamed.
 
     With a `current` column in the schema, the row says whether its run published the
     night now in place; a `current` row takes the mark from every earlier row of its
-    `run_date`, so that each night has at most one current run.
+    `run_date`, so that each night has at most one current run. A row with the same `key`
+    (one run, told again: how its after-publish work ended) replaces the earlier one,
+    never doubles it, and keeps its mark.
     """
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.compute as pc  # noqa: PLC0415
@@ -124,6 +164,16 @@ def append_run(
             if column.name not in logged.column_names:
                 logged = logged.append_column(column, pa.nulls(len(logged), column.type))
         logged = logged.select(schema.names).cast(schema)
+        if row.get(key) is not None:
+            same = pc.fill_null(pc.equal(logged[key], row[key]), fill_value=False)
+            if marked:
+                current = current or bool(pc.any(pc.and_(same, logged["current"])).as_py())
+                table = table.set_column(
+                    schema.get_field_index("current"),
+                    schema.field("current"),
+                    pa.array([current], pa.bool_()),
+                )
+            logged = logged.filter(pc.invert(same))
         if marked and current:
             same_night = pc.equal(logged.column("run_date"), pa.scalar(row["run_date"]))
             no = pa.scalar(False)  # noqa: FBT003

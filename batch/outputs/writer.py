@@ -12,6 +12,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from batch.store.folder import check_tree
+
 _UTF8_BOM = "\ufeff"
 
 
@@ -91,6 +93,7 @@ def make_dirs(path: Path, mode: int, chmod_from: Path | None = None) -> None:
     """Make `path` and its missing parents with `mode` (whatever the umask); folders from
     `chmod_from` down to `path` that exist already get `mode` too. A setgid bit stays, so a
     root made `chmod g+s` for a group hands that group to everything under it."""
+    check_tree(chmod_from or path, path)  # no link followed, nobody else's folder chmodded
     missing = []
     probe = path
     while not probe.exists():

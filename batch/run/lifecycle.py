@@ -40,21 +40,28 @@ from batch.errors import (
 )
 from batch.inputs.reader import InputFile, Layout
 from batch.log import Log
-from batch.outputs.dataset import append_run, check_layout, placer, prepare_root, run_log_path
+from batch.outputs.dataset import append_run, placer, prepare_folders
 from batch.outputs.export import FORMATS, Exported, export_tables, remove_stale, write_rejects
-from batch.outputs.writer import OutputSet, dir_mode, make_dirs, write_json
+from batch.outputs.writer import OutputSet, write_json
 from batch.run.asking import ask_all
 from batch.run.carry import Plan, lenders, lent_answers, plan_night, retire
 from batch.run.early import leave_stop_summary, open_input, stopped_by
 from batch.run.ingest import check_input, claim, ingest
+from batch.run.published import (
+    after_publish,
+    finish_published,
+    forget_published,
+    published_files,
+    remember,
+)
 from batch.run.runner import run_async
 from batch.run.timeline import TABLE as TIMELINE
 from batch.run.timeline import TIMELINE_NAME, write_timeline
 from batch.settings import BatchResult, BatchSettings
+from batch.signals import deferred
 from batch.store.folder import (
     FINISHED_NAME,
     STORE_NAME,
-    check_folder,
     finished_before,
     forget,
     mark_finished,
@@ -69,17 +76,7 @@ def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchRes
     """Run the life cycle once; raise a `RunError` for every way it can stop early."""
     started = _now()
     out_dir = settings.out_dir
-    if out_dir.exists():
-        check_folder(out_dir)  # before any chmod below could hide that others control it
-    if settings.dataset_root is not None:
-        if settings.dataset_root.exists():
-            check_folder(settings.dataset_root)
-        check_layout(settings.dataset_root)
-        prepare_root(settings.dataset_root, settings.file_mode)
-        make_dirs(out_dir, 0o700)
-    else:
-        make_dirs(out_dir, dir_mode(settings.file_mode), chmod_from=out_dir)
-    check_folder(out_dir)
+    prepare_folders(out_dir, settings.dataset_root, settings.run_date, settings.file_mode)
     with FolderLock(out_dir):
         if settings.fresh:
             tables = [t.name for t in job.tables()] + [TIMELINE]
@@ -150,6 +147,8 @@ class _Life:
                     self.release = counts["done"] + counts["error"] == 0  # nothing asked yet
                     raise
                 self._plan()
+                if (again := self._published_before()) is not None:
+                    return again
                 if self.settings.dry_run:
                     return self._finish(state="dry_run")
                 stop = self._ask()
@@ -198,6 +197,7 @@ class _Life:
         open_items = counts["pending"] + counts["error"]
         if open_items == 0:
             return None
+        forget_published(self.store)
         self.log.info("asking", items=open_items)
         asked = run_async(ask_all(self.job, self.settings, self.store, self.log, open_items))
         self.figures = asked.figures
@@ -236,16 +236,26 @@ class _Life:
             raise stop
         if into_dataset:
             assert root is not None
-            # Last: a reader who trusts the run log sees whole nights. This run's files are the
-            # night's now, so its row is the night's current one.
-            self._log_run(summary, current=True)
-            retire(root, self.lent, self.log)
-            self.log.info("published", dataset=str(root))
-            self.job.after_publish(
-                {path.name.split(".", 1)[0]: path for path in published}, run_log_path(root)
-            )
+            with deferred():  # a signal from here on is the job's to tell (its sinks')
+                remember(self.store, published)  # a rerun after a kill finishes this attempt
+                # Last: a reader who trusts the run log sees whole nights. This run's files
+                # are the night's now, so its row is the night's current one.
+                self._log_run(summary, current=True)
+                retire(root, self.lent, self.log)
+                self.log.info("published", dataset=str(root))
+                after_publish(self.job, root, published)
         elif state == "done":
             remove_stale(settings.out_dir, self.job, published)
+        return BatchResult(summary, published)
+
+    def _published_before(self) -> BatchResult | None:
+        """A night this store published, its sinks cut short: finished, not made again."""
+        root, published = self.settings.dataset_root, published_files(self.store)
+        if root is None or published is None or self.settings.dry_run:
+            return None
+        self.logged = True  # its row is the earlier run's: the job amends it, a failure too
+        summary = finish_published(self.job, root, published, self.log)
+        self.clean = not self.job.keeps_progress(summary)
         return BatchResult(summary, published)
 
     def _write_timeline(self, outputs: OutputSet) -> None:

@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
 import orjson
+
+from batch.store.folder import open_private
 
 TIMELINE_NAME = ".timeline.jsonl"
 TABLE = "timeline"
@@ -37,7 +40,9 @@ class Timeline:
         self._file: Any = None
 
     async def __aenter__(self) -> Self:
-        self._file = self._path.open("ab")
+        # Never through a link planted under the name: it would append to its target.
+        fd = open_private(self._path, os.O_WRONLY | os.O_APPEND)
+        self._file = os.fdopen(fd, "ab")
         self._task = asyncio.create_task(self._every())
         return self
 

@@ -35,6 +35,19 @@ def check_folder(folder: Path) -> None:
         )
 
 
+def check_tree(top: Path, path: Path) -> None:
+    """check_folder for every folder there is from `top` down to `path`: a link anywhere
+    below a dataset root (`ROOT/.work`, `ROOT/reconciled/run_date=D`) would carry the
+    night's files, or a chmod, outside it."""
+    chain = [top]
+    if path != top and path.is_relative_to(top):
+        for part in path.relative_to(top).parts:
+            chain.append(chain[-1] / part)
+    for folder in chain:
+        if os.path.lexists(folder):
+            check_folder(folder)
+
+
 def open_private(path: Path, flags: int) -> int:
     """Open or create a file of ours: never through a link, never someone else's file."""
     try:
@@ -95,7 +108,9 @@ def mark_finished(
         "summary": summary,
         "outputs": [str(p.resolve()) for p in outputs],
     }
-    (out_dir / FINISHED_NAME).write_text(json.dumps(marker, ensure_ascii=False), encoding="utf-8")
+    fd = open_private(out_dir / FINISHED_NAME, os.O_WRONLY | os.O_TRUNC)  # never via a link
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(json.dumps(marker, ensure_ascii=False))
 
 
 def forget(out_dir: Path, outputs: Iterable[str]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.dataset.nights import finished_nights
+from batch.signals import deferred
 from jobs.dataset.outputs import SCHEMA_METADATA
 
 EVENTS = (
@@ -114,7 +115,8 @@ FROM events ORDER BY k, event, detail
 
 def duckdb_connection() -> Any:
     """An in-memory DuckDB that draws no progress bar on stderr (it would break the log lines)."""
-    import duckdb  # noqa: PLC0415  (lazy: only --dataset runs need it)
+    with deferred():  # a signal inside DuckDB's import aborts the process (exit 134)
+        import duckdb  # noqa: PLC0415  (lazy: only --dataset runs need it)
 
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")

@@ -142,6 +142,7 @@ def runs_schema() -> Any:
             pa.field("asked", pa.int64()),  # answers asked tonight
             pa.field("carried", pa.int64()),  # answers carried from an earlier night (--max-age)
             pa.field("current", pa.bool_()),  # the run whose files the night's partitions hold
+            pa.field("sinks", pa.string()),  # loading, loaded, failed: …, interrupted by …
         ],
         metadata=SCHEMA_METADATA,
     )

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from batch.errors import RunError, UsageError
 from jobs.dataset.changes import duckdb_connection
+from jobs.dataset.summary import SINKS_LOADED
 
 TABLES = ("reconciled", "accounts", "changes")
 DUCKDB_STORAGE = "v1.0.0"  # the oldest DuckDB release that opens the file
@@ -56,10 +57,10 @@ def check_sink_file(url: str, *, raw_cis: bool) -> None:
     if parts.scheme != "duckdb" or not os.path.lexists(parts.path):
         return
     info = os.lstat(parts.path)
+    if stat.S_ISLNK(info.st_mode):
+        raise UsageError(f"--sink {parts.path} is a link; name the file itself")
     if not stat.S_ISREG(info.st_mode):
-        raise UsageError(
-            f"--sink {parts.path} is not a file (a link?); remove it or choose another"
-        )
+        return  # not a database at all: the load says so (exit 5)
     if info.st_uid != os.geteuid():
         raise UsageError(f"--sink {parts.path} belongs to another user (uid {info.st_uid})")
     if raw_cis and info.st_mode & stat.S_IROTH:
@@ -79,14 +80,23 @@ def _password_in_query(query: str) -> bool:
     return False
 
 
-def load(url: str, published: Mapping[str, Path], run_date: dt.date, runs_file: Path) -> None:
-    """Load one night's tables (table -> its file) and the run log into the sink at `url`."""
+def load(
+    url: str,
+    published: Mapping[str, Path],
+    run_date: dt.date,
+    runs_file: Path,
+    run_id: str = "",
+) -> None:
+    """Load one night's tables (table -> its file) and the run log into the sink at `url`.
+
+    The sink's copy of the run log says this run's `sinks` is `loaded`: it commits with the
+    night, so there it is true (the dataset's own log says so once every sink is loaded)."""
     files = {t: published[t] for t in TABLES if t in published}
     try:
         if check_sink(url) == "duckdb":
-            _load_duckdb(urlsplit(url).path, files, run_date, runs_file)
+            _load_duckdb(urlsplit(url).path, files, run_date, runs_file, run_id)
         else:
-            _load_postgresql(url, files, run_date, runs_file)
+            _load_postgresql(url, files, run_date, runs_file, run_id)
     except RunError:
         raise
     except Exception as exc:
@@ -96,7 +106,9 @@ def load(url: str, published: Mapping[str, Path], run_date: dt.date, runs_file: 
         ) from exc
 
 
-def _load_duckdb(path: str, files: dict[str, Path], run_date: dt.date, runs_file: Path) -> None:
+def _load_duckdb(
+    path: str, files: dict[str, Path], run_date: dt.date, runs_file: Path, run_id: str
+) -> None:
 
     with duckdb_connection() as con:
         con.execute(f"ATTACH $path AS sink (STORAGE_VERSION '{DUCKDB_STORAGE}')", {"path": path})
@@ -126,6 +138,9 @@ def _load_duckdb(path: str, files: dict[str, Path], run_date: dt.date, runs_file
         con.execute(
             "INSERT INTO runs BY NAME SELECT * FROM read_parquet($f, hive_partitioning = false)",
             {"f": str(runs_file)},
+        )
+        con.execute(
+            "UPDATE runs SET sinks = $done WHERE run_id = $r", {"done": SINKS_LOADED, "r": run_id}
         )
         con.execute("COMMIT")
         con.execute("USE memory")
@@ -159,7 +174,9 @@ def _pg_type(arrow_type: Any) -> str:
     return _PG_TYPES.get(text, "text")
 
 
-def _load_postgresql(url: str, files: dict[str, Path], run_date: dt.date, runs_file: Path) -> None:
+def _load_postgresql(
+    url: str, files: dict[str, Path], run_date: dt.date, runs_file: Path, run_id: str
+) -> None:
     import psycopg  # noqa: PLC0415  (lazy: only --sink postgresql needs it)
     import pyarrow.parquet as pq  # noqa: PLC0415
     from psycopg import sql  # noqa: PLC0415
@@ -211,3 +228,4 @@ def _load_postgresql(url: str, files: dict[str, Path], run_date: dt.date, runs_f
                 for batch in source.iter_batches(batch_size=20_000):
                     for row in batch.to_pylist():
                         pipe.write_row([*row.values(), *([run_date] if dated else [])])
+        cur.execute("UPDATE runs SET sinks = %s WHERE run_id = %s", (SINKS_LOADED, run_id))

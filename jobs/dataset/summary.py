@@ -14,6 +14,8 @@ from jobs.reconcile import Status
 from jobs.settings import RunSettings
 from jobs.validation import mask_ci, mask_name, mask_value
 
+SINKS_LOADING, SINKS_LOADED = "loading", "loaded"  # a night's `sinks`: before, after the loads
+
 
 def summary_of(tally: Tally, settings: RunSettings, figures: Mapping[str, Any]) -> dict[str, Any]:
     """summary.json: the counts of a finished, paused, dry or stopped run."""
@@ -78,6 +80,8 @@ def summary_of(tally: Tally, settings: RunSettings, figures: Mapping[str, Any]) 
             "exit_code": _exit_code(tally, settings, stopped),
         }
     )
+    if settings.sinks and settings.dataset_root is not None:
+        summary["sinks"] = SINKS_LOADING  # amended once the loads end (jobs.dataset.loading)
     if "changes" in tally.extra:
         summary["changes"] = tally.extra["changes"]
     if "asked_on" in tally.extra:
@@ -126,6 +130,13 @@ def input_read(read: Mapping[str, Any], settings: RunSettings, samples: bool) ->
     return shown
 
 
+def night_exit_code(summary: Mapping[str, Any], settings: RunSettings) -> int:
+    """A published night's own exit code, whatever its sinks did: 1 over --max-error-rate."""
+    customers = int(summary.get("customers") or 0)
+    rate = int(summary.get("error") or 0) / customers if customers else 0.0
+    return TOO_MANY_ERRORS if rate > settings.max_error_rate else DONE
+
+
 def _exit_code(tally: Tally, settings: RunSettings, stopped: Any) -> int:
     if isinstance(stopped, RunError):
         return exit_code_for(stopped)
@@ -142,7 +153,7 @@ def run_log_row(summary: Mapping[str, Any], settings: RunSettings) -> tuple[dict
     row = {
         **{k: summary.get(k) for k in schema.names},
         **times,
-        "run_id": settings.run_id,
+        "run_id": summary.get("run_id") or settings.run_id,  # a rerun amends the first's row
         "run_date": settings.run_date,
         "input": settings.input_path.name,
     }
