@@ -244,6 +244,7 @@ class _Life:
                 retire(root, self.lent, self.log)
                 self.log.info("published", dataset=str(root))
                 after_publish(self.job, root, published)
+                forget_published(self.store)  # done: a rerun (--keep-progress) publishes anew
         elif state == "done":
             remove_stale(settings.out_dir, self.job, published)
         return BatchResult(summary, published)
@@ -255,6 +256,7 @@ class _Life:
             return None
         self.logged = True  # its row is the earlier run's: the job amends it, a failure too
         summary = finish_published(self.job, root, published, self.log)
+        forget_published(self.store)
         self.clean = not self.job.keeps_progress(summary)
         return BatchResult(summary, published)
 

@@ -23,7 +23,7 @@ def remember(store: ProgressStore, published: Sequence[Path]) -> None:
 
 
 def forget_published(store: ProgressStore) -> None:
-    """New answers are coming: the night published earlier is stale."""
+    """The after-publish work is done, or new answers make the published night stale."""
     if store.get_meta(PUBLISHED):
         store.set_meta(PUBLISHED, "")
 
