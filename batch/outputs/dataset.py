@@ -139,6 +139,7 @@ def append_run(
     row: dict[str, Any],
     schema: Any,
     mode: int = 0o600,
+    *,
     current: bool = False,
     key: str = "run_id",
 ) -> None:

@@ -238,9 +238,7 @@ class _Life:
             assert root is not None
             with deferred():  # a signal from here on is the job's to tell (its sinks')
                 remember(self.store, published)  # a rerun after a kill finishes this attempt
-                # Last: a reader who trusts the run log sees whole nights. This run's files
-                # are the night's now, so its row is the night's current one.
-                self._log_run(summary, current=True)
+                self._log_run(summary, current=True)  # last, and the night's current run
                 retire(root, self.lent, self.log)
                 self.log.info("published", dataset=str(root))
                 after_publish(self.job, root, published)

@@ -11,8 +11,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from jobs.dataset.nights import finished_nights
 from batch.signals import deferred
+from jobs.dataset.nights import finished_nights
 from jobs.dataset.outputs import SCHEMA_METADATA
 
 EVENTS = (
