@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import re
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -32,7 +31,7 @@ from jobs.dataset.outputs import (
 )
 from jobs.dataset.summary import run_log_row, summary_of
 from jobs.exits import TOO_MANY_ERRORS
-from jobs.logs import Redactor
+from jobs.privacy import Redactor, Sealer, hide_input, input_pieces
 from jobs.reconcile import reconcile
 from jobs.record import (
     CustomerRecord,
@@ -41,12 +40,9 @@ from jobs.record import (
     record_from_store,
     record_to_store,
 )
-from jobs.sealing import Sealer
 from jobs.settings import RunSettings
 from jobs.validation import customer_or_problem, kept_problem
 
-# A CI is 88 base64 characters; a run of 40 or more is hidden too (a CI cut by a bad row).
-CI_SHAPED = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 # Headers people give the two columns; one of them is suggested when the default is missing.
 CI_ALIASES = ("ci", "CI", "고객CI", "연계정보")
 NAME_ALIASES = ("kor_name", "성명", "이름", "고객명", "name", "korName", "한글성명")
@@ -69,7 +65,7 @@ class KoscomAsker:
     async def ask(self, item: Customer) -> CustomerRecord:
         membership, consent = await self._client.check(item)
         outcome = reconcile(membership, consent)
-        if outcome.error:  # it may quote a server: the logs' redactor passes over it too
+        if outcome.error:  # what it quotes of a server was cleaned; this is a second pass
             outcome = dataclasses.replace(outcome, error=self._redactor.text(outcome.error))
         return CustomerRecord(outcome, dt.datetime.now(dt.UTC), self._run_date)
 
@@ -137,7 +133,7 @@ class KoscomJob:
             return problem
         if self._sealer is not None:
             for name, value in kept:
-                if value and CI_SHAPED.search(value):
+                if value and input_pieces(value, verdict.ci):
                     raise InputError(  # an input error: the folder stays free
                         f"--keep-columns {name!r} holds CI-shaped values; under "
                         "--pseudonymize no output may carry a CI"
@@ -172,9 +168,10 @@ class KoscomJob:
     async def asker(self, log: Log) -> AsyncIterator[KoscomAsker]:
         client = self.settings.client
         secrets = [client.api_key, (self.settings.pseudonym_key or b"").decode(errors="replace")]
-        async with KoscomClient(client, log) as opened:
+        redactor = Redactor(secrets)
+        async with KoscomClient(client, log, redactor) as opened:
             self._client = opened
-            yield KoscomAsker(opened, client.rate, Redactor(secrets), self.settings.run_date)
+            yield KoscomAsker(opened, client.rate, redactor, self.settings.run_date)
 
     def request_figures(self) -> Mapping[str, Any]:
         """What the last asking phase sent and got back (nothing, when nothing was asked)."""
@@ -226,23 +223,24 @@ class KoscomJob:
     def reject_values(self, values: Values) -> Values:
         """Under --pseudonymize no raw CI survives a reject, whatever column it shifted into.
 
-        The CI column shows its HMAC under a name that says so; in every other column a
-        CI-shaped run of characters (a malformed row moves the CI elsewhere) is replaced
-        by its HMAC too. The engine keeps only what this returns, in the store as well.
+        The CI column shows its HMAC under a name that says so; in every other column,
+        and in the column names (a header row may hold a CI), every piece of a CI (a
+        malformed row moves the CI elsewhere, a CI split by spaces is still one) is
+        replaced by its HMAC too. The engine keeps only what this returns, in the store too.
         """
         settings = self.settings
         if not settings.pseudonym_key:
             return values
         hidden = settings.ci_column
 
-        def hide(match: re.Match[str]) -> str:
-            return f"hmac:{settings.ci_value(match.group())}"
+        def hide(piece: str) -> str:
+            return f"hmac:{settings.ci_value(piece)}"
 
         return {
-            (f"{name}_hmac" if name == hidden else name): (
+            (f"{name}_hmac" if name == hidden else hide_input(name, hide)): (
                 settings.ci_value(value.strip())
                 if name == hidden and value
-                else (CI_SHAPED.sub(hide, value) if value else value)
+                else (hide_input(value, hide) if value else value)
             )
             for name, value in values.items()
         }

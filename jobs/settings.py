@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs.api.client import ClientSettings
-from jobs.dataset.outputs import pseudonym
+from jobs.privacy import pseudonym
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,19 +62,3 @@ def customer_or_problem(
     kor_name = (kor_name or "").strip()
     problem = ci_problem(ci, columns[0]) or name_problem(kor_name, columns[1])
     return problem or Customer(ci, kor_name)
-
-
-def mask_ci(ci: str) -> str:
-    """A CI as it may appear in logs: never more than its first 4 characters."""
-    return f"{ci[:4]}…({len(ci)})"
-
-
-def mask_name(name: str) -> str:
-    return f"{name[:1]}{'*' * max(0, len(name) - 1)}"
-
-
-def mask_value(value: str | None) -> str | None:
-    """Another column's value as a dry run shows it: its first 2 characters and its length."""
-    if not value:
-        return value
-    return f"{value[:2]}{'*' * max(0, len(value) - 2)}"

@@ -14,7 +14,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from jobs.dataset.outputs import pseudonym
+from jobs.privacy import pseudonym
 from jobs.sandbox.server import Fault
 from tests.conftest import (
     API_KEY,

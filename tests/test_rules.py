@@ -20,9 +20,10 @@ from batch.http.transport import HttpAnswer
 from jobs.api.answers import interpret, parse_date
 from jobs.api.client import new_request_ids
 from jobs.api.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
+from jobs.privacy import mask_ci
 from jobs.reconcile import NextAction, Status, reconcile
 from jobs.sandbox.server import synthetic_ci
-from jobs.validation import customer_or_problem, mask_ci
+from jobs.validation import customer_or_problem
 
 CI = synthetic_ci(1)
 SEED_SAMPLE_CI = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from functools import partial
 from typing import Any
 
 import orjson
@@ -19,13 +20,22 @@ from batch.errors import (
 from batch.http.limits import retry_after
 from batch.http.transport import HttpAnswer
 from jobs.api.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
+from jobs.privacy import Redactor
 
 # Platform codes that answer "this CI has no user here" rather than report an outage.
 NO_USER_CODES = frozenset({"3007", "4004"})
 _MISSING = (None, "", "null")
 _KNOWN_RESULTS = frozenset({"member", "nonMember"})
-_PLAIN = re.compile(r"[^0-9A-Za-z가-힣 .,:;()_'-]+")
-_LONG_RUN = re.compile(r"[0-9A-Za-z+/=_-]{20,}")
+# The page's shapes: vtAccNo String(18) of digits, comId String(5), vtAccAlias String(20).
+_ACCOUNT_NUMBER = re.compile(r"[0-9]{18}")
+_COMPANY = re.compile(r"[0-9A-Za-z]{1,5}")
+ALIAS_LENGTH = 20
+# Platform codes are a few digits ("3007", "4004"); anything else is not repeated.
+_CODE = re.compile(r"[0-9]{1,6}")
+# A person links a handful of virtual accounts, one per broker and purpose; an answer
+# listing more than this is not a real one, and holding it would bound nothing.
+MAX_ACCOUNTS = 100
+_NO_SECRETS = Redactor(())
 # Gateway messages we repeat to the operator; anything else is summarised, never echoed.
 _GATEWAY_MESSAGES = frozenset(
     {
@@ -37,13 +47,21 @@ _GATEWAY_MESSAGES = frozenset(
 )
 
 
-def interpret(api: Api, answer: HttpAnswer) -> MembershipAnswer | ConsentAnswer:
-    """The typed answer, or raise the failure this answer means."""
+def interpret(
+    api: Api, answer: HttpAnswer, redactor: Redactor = _NO_SECRETS
+) -> MembershipAnswer | ConsentAnswer:
+    """The typed answer, or raise the failure this answer means.
+
+    Whatever the server wrote that reaches an output is either checked against the
+    page's shape or passed through `redactor.outside` (no piece of a CI or the key).
+    """
     payload = _json_or_none(answer.body)
-    if answer.status == 200 and _platform_error(payload) is None:
+    if answer.status == 200 and _platform_error(payload, redactor) is None:
         if payload is None:
             raise UnexpectedAnswer(f"{api.value}: HTTP 200 with {_describe_body(answer)}")
-        return parse_membership(payload) if api is Api.REGISTER else parse_consent(payload)
+        if api is Api.REGISTER:
+            return parse_membership(payload, redactor)
+        return parse_consent(payload, redactor)
     if 300 <= answer.status < 400:
         # Redirects are never followed: the key would go wherever a Location pointed.
         raise UnexpectedAnswer(f"{api.value}: HTTP {answer.status} redirect; check --base-url")
@@ -54,7 +72,7 @@ def interpret(api: Api, answer: HttpAnswer) -> MembershipAnswer | ConsentAnswer:
         raise UsageError(f"the API has no route {api.value} at this --base-url (HTTP 404)")
     if answer.status == 429:
         raise RateLimited("HTTP 429", retry_after(answer.headers))
-    platform = _platform_error(payload)
+    platform = _platform_error(payload, redactor)
     if platform is not None:
         code, message = platform
         if api is Api.CONSENT and code in NO_USER_CODES:
@@ -71,36 +89,44 @@ def interpret(api: Api, answer: HttpAnswer) -> MembershipAnswer | ConsentAnswer:
     raise ItemRejected(f"HTTP {answer.status} with {_describe_body(answer)}")
 
 
-def read_membership(answer: HttpAnswer) -> MembershipAnswer:
+def read_membership(answer: HttpAnswer, redactor: Redactor = _NO_SECRETS) -> MembershipAnswer:
     """A register/search answer, or raise the failure it means."""
-    result = interpret(Api.REGISTER, answer)
+    result = interpret(Api.REGISTER, answer, redactor)
     assert isinstance(result, MembershipAnswer)
     return result
 
 
-def read_consent(answer: HttpAnswer) -> ConsentAnswer:
+def read_consent(answer: HttpAnswer, redactor: Redactor = _NO_SECRETS) -> ConsentAnswer:
     """A consent/search answer, or raise the failure it means."""
-    result = interpret(Api.CONSENT, answer)
+    result = interpret(Api.CONSENT, answer, redactor)
     assert isinstance(result, ConsentAnswer)
     return result
 
 
-def parse_membership(payload: Any) -> MembershipAnswer:
+def readers(redactor: Redactor) -> tuple[partial[MembershipAnswer], partial[ConsentAnswer]]:
+    """Both readers, cleaning what they repeat with the run's redactor (it knows the key)."""
+    return partial(read_membership, redactor=redactor), partial(read_consent, redactor=redactor)
+
+
+def parse_membership(payload: Any, redactor: Redactor = _NO_SECRETS) -> MembershipAnswer:
     """A register/search answer; an unknown `result` is an error, never a guess."""
     if not isinstance(payload, dict):
         raise UnexpectedAnswer("register/search answered with no JSON object")
     result = payload.get("result")
     if result not in _KNOWN_RESULTS:
-        shown = safe_text(result, 20) if result not in _MISSING else "nothing"
+        shown = redactor.outside(result, 20) if result not in _MISSING else "nothing"
         raise UnexpectedAnswer(f"register/search answered an unknown result {shown!r}")
     return MembershipAnswer(str(result), parse_date(payload.get("commonTermsExpireDate")))
 
 
-def parse_consent(payload: Any) -> ConsentAnswer:
+def parse_consent(payload: Any, redactor: Redactor = _NO_SECRETS) -> ConsentAnswer:
     """A consent/search answer; comId is trimmed, an empty vtAccList means no accounts.
 
     An answer without the field at all is not "no accounts" but an answer we do not
     understand: the API documents vtAccList, or a platform error, and nothing else.
+    An account whose number or company is not of the page's shape makes the whole
+    answer unusable (the customer ends in `error` saying so): a row is never dropped,
+    and a field that is not what the page says is never written as if it were.
     """
     if not isinstance(payload, dict):
         raise UnexpectedAnswer("consent/search answered with no JSON object")
@@ -111,21 +137,32 @@ def parse_consent(payload: Any) -> ConsentAnswer:
         entries = []
     if not isinstance(entries, list):
         raise UnexpectedAnswer("consent/search answered a vtAccList that is not a list")
-    accounts = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            raise UnexpectedAnswer("consent/search answered an account that is not an object")
-        number = _text_or_none(entry.get("vtAccNo"))
-        if number is None:
-            raise UnexpectedAnswer("consent/search answered an account without vtAccNo")
-        accounts.append(
-            VirtualAccount(
-                com_id=_text_or_none(entry.get("comId")) or "",
-                vt_acc_no=number,
-                vt_acc_alias=_text_or_none(entry.get("vtAccAlias")),
-            )
+    if len(entries) > MAX_ACCOUNTS:
+        raise UnexpectedAnswer(
+            f"consent/search answered {len(entries)} accounts, more than any person holds "
+            f"(at most {MAX_ACCOUNTS} are accepted)"
         )
-    return ConsentAnswer(tuple(accounts), parse_date(payload.get("serviceTermsExpireDate")))
+    accounts = tuple(_account(entry, redactor) for entry in entries)
+    return ConsentAnswer(accounts, parse_date(payload.get("serviceTermsExpireDate")))
+
+
+def _account(entry: Any, redactor: Redactor) -> VirtualAccount:
+    if not isinstance(entry, dict):
+        raise UnexpectedAnswer("consent/search answered an account that is not an object")
+    number = _text_or_none(entry.get("vtAccNo"))
+    if number is None:
+        raise UnexpectedAnswer("consent/search answered an account without vtAccNo")
+    if not _ACCOUNT_NUMBER.fullmatch(number):
+        raise UnexpectedAnswer("consent/search answered a vtAccNo that is not 18 digits")
+    company = _text_or_none(entry.get("comId")) or ""
+    if company and not _COMPANY.fullmatch(company):
+        raise UnexpectedAnswer("consent/search answered a comId that is not 5 letters or digits")
+    alias = _text_or_none(entry.get("vtAccAlias"))
+    return VirtualAccount(
+        com_id=company,
+        vt_acc_no=number,
+        vt_acc_alias=redactor.outside(alias, ALIAS_LENGTH) or None if alias else None,
+    )
 
 
 def parse_date(value: Any) -> dt.date | None:
@@ -159,22 +196,13 @@ def _gateway_message(payload: Any) -> str | None:
     return None
 
 
-def _platform_error(payload: Any) -> tuple[str, str] | None:
-    """The platform's code and message, cut to what is safe to repeat in an output."""
+def _platform_error(payload: Any, redactor: Redactor) -> tuple[str, str] | None:
+    """The platform's code (of its documented shape) and message, safe to repeat in an output."""
     if isinstance(payload, dict) and "code" in payload and "category" in payload:
-        return safe_text(payload["code"], 12), safe_text(payload.get("message") or "", 60)
+        code = str(payload["code"]).strip()
+        shown = code if _CODE.fullmatch(code) else "of unknown shape"
+        return shown, redactor.outside(payload.get("message") or "", 60)
     return None
-
-
-def safe_text(value: Any, limit: int) -> str:
-    """A server's words, short and plain: letters, digits and a few marks; CIs never pass.
-
-    Whatever the server says lands in outputs that BI reads; an echoed CI, a key or a
-    100 KB field must not. Anything CI-shaped (a run of 20+ base64 characters) is cut.
-    """
-    text = _PLAIN.sub(" ", str(value)).strip()
-    text = _LONG_RUN.sub("…", text)
-    return text[:limit]
 
 
 def _describe_body(answer: HttpAnswer) -> str:

@@ -17,9 +17,9 @@ from batch.http.gate import GateRequest, GateSettings, GateStats, RequestGate
 from batch.http.retry import RetryPolicy
 from batch.http.transport import TransportSettings
 from batch.log import Log
-from jobs.api.answers import read_consent, read_membership
+from jobs.api.answers import readers
 from jobs.api.models import Api, ConsentAnswer, Customer, MembershipAnswer, Partner, envelope
-from jobs.validation import mask_ci
+from jobs.privacy import Redactor, mask_ci
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +63,10 @@ class ClientSettings:
 class KoscomClient:
     """Asks both APIs about a customer at once, under the gate's limits."""
 
-    def __init__(self, settings: ClientSettings, log: Log) -> None:
+    def __init__(self, settings: ClientSettings, log: Log, redactor: Redactor) -> None:
         self.settings = settings
         self._gate = RequestGate(settings.gate(), log)
+        self._read_membership, self._read_consent = readers(redactor)
         self.request_ids = new_request_ids()
 
     @property
@@ -90,11 +91,11 @@ class KoscomClient:
         """Both answers for one customer; a failure stands in for an answer that never came."""
         # The design card asks both endpoints at once; one extra task is the cheapest way.
         consent = asyncio.ensure_future(
-            self._gate.ask(self._request(Api.CONSENT, customer), read_consent)
+            self._gate.ask(self._request(Api.CONSENT, customer), self._read_consent)
         )
         try:
             membership = await self._gate.ask(
-                self._request(Api.REGISTER, customer), read_membership
+                self._request(Api.REGISTER, customer), self._read_membership
             )
         except BaseException:
             consent.cancel()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,11 +76,6 @@ def workbook_views(ci_field: str, keep_columns: Sequence[str]) -> list[View]:
         View("계좌 (accounts)", "accounts", (*person, *ACCOUNT_COLUMNS[1:])),
         View("제외 행 (rejects)", REJECTS_VIEW),
     ]
-
-
-def pseudonym(key: bytes, ci: str) -> str:
-    """HMAC-SHA256 of a CI, hex: joinable across runs with the same key, not reversible."""
-    return hmac.new(key, ci.encode(), hashlib.sha256).hexdigest()
 
 
 def reconciled_schema(ci_field: str = "ci", keep_columns: Sequence[str] = ()) -> Any:

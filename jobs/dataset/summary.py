@@ -10,9 +10,9 @@ from batch.contract import Tally
 from batch.errors import RunError
 from jobs.dataset.outputs import runs_schema
 from jobs.exits import DONE, PAUSED, TOO_MANY_ERRORS, exit_code_for
+from jobs.privacy import mask_ci, mask_name, mask_value
 from jobs.reconcile import Status
 from jobs.settings import RunSettings
-from jobs.validation import mask_ci, mask_name, mask_value
 
 SINKS_LOADING, SINKS_LOADED = "loading", "loaded"  # a night's `sinks`: before, after the loads
 
