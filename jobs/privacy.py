@@ -44,6 +44,7 @@ _HEX = re.compile(r"[0-9A-Fa-f]{32,}")  # a CI's hex form is 176 characters; ids
 # (NUL marks where a piece was cut, until it is shown as one mask.)
 _UNSAFE = re.compile(r"[^\x00 0-9A-Za-z가-힣ㄱ-ㅎㅏ-ㅣ.,:;()_'-]+")
 _SPACES = re.compile(r"\s+")
+_TAIL = re.compile(f"{_RUN}+$")
 _INFO = b"member-recon progress store v1"
 _NONCE = 12
 
@@ -129,13 +130,13 @@ class Redactor:
         such run goes, whatever its case; then a key's pieces, also with its punctuation
         in other marks; then everything outside a safe alphabet.
         """
-        text = str(value)[: limit * 8]  # a 100 KB field is cut before it is searched
+        text = _cut(str(value), limit * 8)  # a 100 KB field is cut before it is searched
         spans = _known_spans(text, self._grams, KEY_PIECE)
         spans += [m.span() for m in CI_SHAPED.finditer(text)]
         text = _substitute(text, spans, lambda _: "\x00")
         cleaned = _SPACES.sub(" ", _UNSAFE.sub(" ", text.replace("\x00", " \x00 "))).strip()
         cleaned = re.sub(r"\x00( \x00)*", MASK, cleaned)
-        return cleaned[:limit].strip()
+        return _cut(cleaned, limit).strip()
 
     def __call__(
         self, _: Any, __: str, event: MutableMapping[str, Any]
@@ -174,6 +175,13 @@ class Sealer:
             raise UsageError(
                 "the progress store was sealed under another KOSCOM_PSEUDONYM_KEY", setting="fresh"
             ) from None
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` cut to `limit`, without the cut end of a run (the part before it may be short)."""
+    if len(text) <= limit:
+        return text
+    return _TAIL.sub("", text[:limit])
 
 
 def _fold(text: str) -> str:

@@ -32,6 +32,7 @@ from batch.errors import (
     ItemRejected,
     NameResolutionError,
     PausedError,
+    ProtocolError,
     RateLimited,
     RequestError,
     ServerFailure,
@@ -184,6 +185,16 @@ class RequestGate:
                 continue  # answered: the circuit is closed; failed: it waits longer
             try:
                 answer = await self._send(request, probe=probe)
+            except ProtocolError as failure:
+                if not self._answered_once or probe:
+                    if self._circuit.failed(failure.reason, probe=probe, item=request.item):
+                        continue
+                    raise
+                # The API has answered well: endless headers, lengths that disagree or lie,
+                # a bomb are the API misbehaving, not an outage to wait out (nor to retry).
+                unusable = UnexpectedAnswer(failure.reason)
+                self._breaker.record(unusable)
+                raise unusable from failure
             except TransportError as failure:
                 if self._circuit.failed(failure.reason, probe=probe, item=request.item):
                     continue

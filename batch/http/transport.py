@@ -6,6 +6,7 @@ happened: timeouts, connections, protocol, and configuration that cannot work.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import ssl
@@ -13,10 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
@@ -33,6 +35,8 @@ from batch.errors import (
 MAX_BODY = 1 << 20  # a real answer is a few hundred bytes; a megabyte is plenty
 MAX_FIELD = 8190  # one header line; aiohttp's default, kept
 MAX_HEADERS = 64  # a gateway's answer carries a dozen
+# An answer's head, any 1xx answers before it, and its body (as sent) count together.
+MAX_HEAD = MAX_FIELD * MAX_HEADERS
 _PROXY_CREDENTIALS = (
     "the proxy asks for credentials (407); put them in the proxy URL, "
     "e.g. HTTPS_PROXY=http://user:password@proxy:3128"
@@ -90,6 +94,37 @@ def environment_proxy(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
         return None, None
 
 
+class _Oversized(aiohttp.ClientError):
+    """More bytes arrived for one answer than any answer may hold."""
+
+
+class _BoundedHandler(ResponseHandler):
+    """Counts every byte that arrives for one answer: 1xx answers and header lines too.
+
+    aiohttp skips 1xx answers and bounds each header line, but not how many 1xx answers
+    come, nor their bytes: a server sending "100 Continue" without end grew a run to
+    914 MB. Bytes past `limit` end the answer as a protocol error, whatever they held.
+    """
+
+    def __init__(self, *args: Any, limit: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limit = limit
+        self._received = 0
+
+    def set_response_params(self, **params: Any) -> None:
+        self._received = 0  # a new request on this connection: a new answer to count
+        super().set_response_params(**params)
+
+    def data_received(self, data: bytes) -> None:
+        self._received += len(data)
+        if self._received > self._limit:
+            if self.transport is not None:
+                self.transport.close()
+            self.set_exception(_Oversized(f"more than {self._limit} bytes"))
+            return
+        super().data_received(data)
+
+
 class _StrictConnector(aiohttp.TCPConnector):
     """Never reuses a kept-alive connection on which an answer arrived that nobody asked for.
 
@@ -98,9 +133,11 @@ class _StrictConnector(aiohttp.TCPConnector):
     the next request's. Such a connection is closed instead, and counted.
     """
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, answer_limit: int, **options: Any) -> None:
         super().__init__(**options)
         self.unsolicited = 0
+        bounded = functools.partial(_BoundedHandler, loop=self._loop, limit=answer_limit)
+        self._factory = cast("functools.partial[ResponseHandler]", bounded)
 
     async def _get(self, key: Any, traces: list[Any]) -> Any:
         while True:
@@ -139,7 +176,10 @@ class HttpTransport:
 
     async def __aenter__(self) -> Self:
         self._connector = _StrictConnector(
-            limit=self.settings.connections, ssl=tls_context(), ttl_dns_cache=300
+            answer_limit=self.settings.max_body + MAX_HEAD,
+            limit=self.settings.connections,
+            ssl=tls_context(),
+            ttl_dns_cache=300,
         )
         self._proxy, auth = environment_proxy(self.settings.base_url)
         # Credentials from the proxy URL go to the proxy only (on CONNECT), never logged.
@@ -230,6 +270,8 @@ class HttpTransport:
             return ConnectTimeout(f"no connection within {self.settings.connect_timeout:g} s")
         if isinstance(exc, aiohttp.ServerTimeoutError):
             return AnswerTimeout(f"no answer within {self.settings.answer_timeout:g} s")
+        if isinstance(exc, _Oversized):
+            return ProtocolError(f"an answer of {exc}, head and 1xx answers included")
         if isinstance(exc, aiohttp.ClientResponseError):  # the answer's head was not HTTP
             # aiohttp's message quotes the peer's bytes; an output must never repeat them.
             return ProtocolError(f"an answer that is not valid HTTP (status {exc.status})")

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from jobs.sandbox.hostile import HOSTILE_KINDS
+
 FAULT_KINDS = (
     "http500",  # plain-text 500, no platform body
     "http503",  # 503 with Retry-After
@@ -26,6 +28,7 @@ FAULT_KINDS = (
     "endless_headers",  # a status line, then header lines until the client leaves
     "huge_body",  # a 200 whose JSON body is far larger than any answer
     "echo",  # a platform error quoting the CI and the key, with a 100 KB code (hostile)
+    *HOSTILE_KINDS,  # the attacks of jobs/sandbox/hostile.py
 )
 OUTAGE_KINDS = ("html", "http503", "reset", "refused")
 

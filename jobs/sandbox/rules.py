@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from jobs.sandbox import hostile
 from jobs.sandbox.config import SandboxConfig
 from jobs.sandbox.truth import (
     BASE_PATH,
@@ -35,7 +36,8 @@ from jobs.sandbox.truth import (
     truthful,
 )
 
-_UNENCODED = ("reset", "endless_headers", "huge_body")  # raw streams: nothing to gzip
+# Raw streams and bombs: nothing to gzip.
+_UNENCODED = ("reset", "endless_headers", "huge_body", *hostile.STREAMED)
 
 
 @dataclass(slots=True)
@@ -271,6 +273,8 @@ def fault_for(config: SandboxConfig, state: SandboxState, api: str, ci: str) -> 
 
 def fault_answer(kind: str, api: str, ci: str, config: SandboxConfig, headers: Headers) -> Answer:
     """The answer that injects `kind`."""
+    if kind in hostile.HOSTILE_KINDS:
+        return hostile.answer(kind, api, ci, headers, key=config.api_key, salt=config.answer_salt)
     if kind == "http500":
         return Answer(500, b"Internal Server Error", (*headers, TEXT))
     if kind == "http503":
@@ -313,6 +317,8 @@ def encoded(answer: Answer, use_gzip: bool) -> Answer:
     """The answer gzipped when the gateway gzips everything, whatever the client asked."""
     if not use_gzip or answer.action in _UNENCODED:
         return answer
+    if any(name.lower() == "content-encoding" for name, _ in answer.headers):
+        return answer  # a bomb is encoded already
     body = gzip.compress(answer.body, compresslevel=1, mtime=0)  # mtime 0: duplicates match
     return replace(answer, body=body, headers=(*answer.headers, ("Content-Encoding", "gzip")))
 

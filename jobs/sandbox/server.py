@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import web
 
+from jobs.sandbox import hostile
 from jobs.sandbox.config import (
     FAULT_KINDS,
     OUTAGE_KINDS,
@@ -138,11 +139,14 @@ class Sandbox:
             drop(request)
         if answer.action == "huge_body":
             return await huge_body(request, answer, self.stats)
+        if answer.action in hostile.STREAMED:
+            await hostile.stream(answer.action, transport, config.endless_headers_bytes, self.stats)
+            drop(request)
         response = web.Response(status=answer.status, body=answer.body, headers=answer.headers)
         closing = self._closing(transport, config)
         if closing == "header":
             response.force_close()  # aiohttp sends `Connection: close`, then closes
-        if answer.action != "duplicate" and closing != "silent":
+        if answer.action not in ("duplicate", "late_duplicate") and closing != "silent":
             return response
         await response.prepare(request)
         await response.write_eof()
@@ -150,6 +154,9 @@ class Sandbox:
             # The same bytes again: a client that reuses the connection reads them as the
             # answer to its next request.
             transport.write(raw(request, response, answer.body))
+        if answer.action == "late_duplicate":  # once the client has sent its next request
+            again = raw(request, response, answer.body)
+            asyncio.get_running_loop().call_later(hostile.LATE, _write_if_open, transport, again)
         if closing == "silent":
             transport.close()  # after what is queued is sent: a FIN, no header said so
         return response
@@ -193,6 +200,11 @@ class Sandbox:
 
     async def _no_route(self, _: web.Request) -> web.Response:
         return _json({"message": "no Route matched with those values"}, 404)
+
+
+def _write_if_open(transport: asyncio.BaseTransport, data: bytes) -> None:
+    if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+        transport.write(data)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

@@ -1,0 +1,128 @@
+"""A hostile API against regulated data: the second review's attacks, replayed as it ran them.
+
+The sandbox plays the attacker (jobs/sandbox/hostile.py); tests/leaks.py searches what a
+run left behind for pieces of CIs and of the key, in every form the review searched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.sandbox.config import SandboxConfig
+from jobs.sandbox.server import Fault
+from jobs.sandbox.truth import truth
+from tests.conftest import CliResult, customers, job, run_cli, write_csv
+from tests.leaks import pieces_found, texts_under
+
+KEY = "Vq7$Lm3+Tz9/Hk2=Wd5%Rb8#Nc4&Gf6!Xs1@Py0^"  # random-looking: its pieces are findable
+PUNCTUATED = "Kx9+Qm2/Zr7pW4vT8nL5=Ab3$cD"  # the review's key: its pieces outlived punctuation
+
+
+def hostile(sandbox, *faults: Fault, key: str = PUNCTUATED) -> dict[str, str]:
+    """The sandbox under `key`, with `faults`; the environment a run needs to use that key."""
+    sandbox.sandbox.reset(SandboxConfig(api_key=key, faults=faults))
+    return {"KOSCOM_API_KEY": key, "KOSCOM_PSEUDONYM_KEY": KEY}
+
+
+def on(kind: str, cis: list[str], api: str = "*") -> Fault:
+    return Fault(kind, 1.0, api=api, cis=frozenset(cis))
+
+
+def leaks(result: CliResult, folders: list[Path], people: list[tuple[str, str]]) -> list[str]:
+    texts = [(str(path), text) for folder in folders for path, text in texts_under(folder)]
+    texts += [("stdout", result.stdout), ("stderr", result.stderr)]
+    return pieces_found(texts, [ci for ci, _ in people], [PUNCTUATED, KEY])
+
+
+def test_server_text_quoting_pieces_of_the_ci_and_key_reaches_no_output(
+    sandbox, tmp_path: Path
+) -> None:
+    """Findings 1 and 2: pieces in error text, a CI in `code`, a punctuated key."""
+    people = customers(20)
+    members = [ci for ci, _ in people[2:] if truth(ci).membership == "member"]
+    both, consent = [ci for ci, _ in people[:2]], members[:2]
+    env = hostile(sandbox, on("echo_pieces", both), on("echo_pieces", consent, "consent/search"))
+    out = tmp_path / "out"
+    path = write_csv(tmp_path / "in.csv", people)
+    result = job(sandbox, path, out, "--pseudonymize", "--max-error-rate", "1", **env)
+    assert result.exit_code == 0, result.stderr
+    errors = result.reconciled().query("status == 'error'")["error"].tolist()
+    assert len(errors) == 4
+    assert all("platform error of unknown shape (bad request" in e for e in errors), errors
+    assert run_cli(["report", str(out)]).exit_code == 0
+    assert (out / "report.html").exists() and (out / ".finished.json").exists()
+    assert leaks(result, [out], people) == []
+
+
+def test_account_fields_are_checked_against_the_page_or_cleaned(sandbox, tmp_path: Path) -> None:
+    """Finding 3: vtAccNo and comId of the page's shape, aliases without pieces."""
+    people = [(ci, name) for ci, name in customers(40) if truth(ci).membership == "member"][:12]
+    echoing, invalid = [ci for ci, _ in people[:3]], [ci for ci, _ in people[3:5]]
+    env = hostile(sandbox, on("echo_fields", echoing), on("bad_account", invalid))
+    out = tmp_path / "out"
+    result = job(
+        sandbox, write_csv(tmp_path / "in.csv", people), out, "--pseudonymize",
+        "--max-error-rate", "1", **env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    frame = result.reconciled()
+    errors = frame.query("status == 'error'")["error"].tolist()
+    assert errors == ["consent/search: consent/search answered a vtAccNo that is not 18 digits"] * 2
+    assert (frame["linked_accounts"] == 3).sum() >= 3  # the echoing answers are kept, cleaned
+    accounts = result.accounts()
+    assert accounts["vt_acc_no"].str.fullmatch(r"[0-9]{18}").all()
+    assert leaks(result, [out], people) == []
+
+
+def test_an_answer_listing_more_accounts_than_a_person_holds_is_refused(
+    sandbox, tmp_path: Path
+) -> None:
+    """Finding 7: 48,000 accounts per answer; memory stays bounded whatever answers hold."""
+    people = customers(10)
+    env = hostile(sandbox, on("many_accounts", [ci for ci, _ in people[:3]]))
+    out = tmp_path / "out"
+    path = write_csv(tmp_path / "in.csv", people)
+    result = job(sandbox, path, out, "--max-error-rate", "1", **env)
+    assert result.exit_code == 0, result.stderr
+    errors = result.reconciled().query("status == 'error'")["error"].tolist()
+    assert len(errors) == 3
+    assert all("48000 accounts, more than any person holds" in e for e in errors)
+    assert len(result.accounts()) < 100
+
+
+def test_an_endless_stream_of_100_continue_counts_against_the_answer(
+    sandbox, tmp_path: Path
+) -> None:
+    """Finding 8: 1xx answers count against the answer's size; nothing grows or waits."""
+    people = customers(10)
+    env = hostile(sandbox, on("continue_flood", [people[4][0]], "consent/search"))
+    out = tmp_path / "out"
+    path = write_csv(tmp_path / "in.csv", people)
+    result = job(sandbox, path, out, "--attempts", "1", "--max-error-rate", "1", **env)
+    assert result.exit_code == 0, result.stderr
+    errors = result.reconciled().query("status == 'error'")["error"].tolist()
+    assert len(errors) == 1
+    assert "head and 1xx answers included" in errors[0]
+    assert sandbox.sandbox.stats.streamed_bytes < 8 * 2**20  # read no more than the bound
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["endless_headers", "conflicting_lengths", "huge_length", "gzip_bomb", "deflate_bomb"],
+)
+def test_framing_attacks_after_good_answers_trip_the_answer_breaker(
+    sandbox, tmp_path: Path, kind: str
+) -> None:
+    """Finding 21: the API misbehaving is not an outage to wait out for --max-outage."""
+    people = customers(60)
+    env = hostile(sandbox, on(kind, [ci for ci, _ in people[3:]], "consent/search"))
+    sandbox.sandbox.configure(endless_headers_bytes=4 * 2**20)
+    path = write_csv(tmp_path / "in.csv", people)
+    result = job(
+        sandbox, path, tmp_path / "out", "--concurrency", "1", "--max-outage", "60", **env
+    )
+    assert result.exit_code == 3, result.stderr
+    assert "answers could not be used" in result.stderr
+    assert "outage" not in result.summary().get("reason", "")
