@@ -31,7 +31,7 @@ from jobs.dataset.outputs import (
 )
 from jobs.dataset.summary import run_log_row, summary_of
 from jobs.exits import TOO_MANY_ERRORS
-from jobs.privacy import Redactor, Sealer, hide_input, input_pieces
+from jobs.privacy import Redactor, Sealer, input_pieces
 from jobs.reconcile import reconcile
 from jobs.record import (
     CustomerRecord,
@@ -232,15 +232,11 @@ class KoscomJob:
         if not settings.pseudonym_key:
             return values
         hidden = settings.ci_column
-
-        def hide(piece: str) -> str:
-            return f"hmac:{settings.ci_value(piece)}"
-
         return {
-            (f"{name}_hmac" if name == hidden else hide_input(name, hide)): (
+            (f"{name}_hmac" if name == hidden else settings.hidden(name)): (
                 settings.ci_value(value.strip())
                 if name == hidden and value
-                else (hide_input(value, hide) if value else value)
+                else (settings.hidden(value) if value else value)
             )
             for name, value in values.items()
         }

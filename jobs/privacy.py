@@ -45,6 +45,12 @@ _HEX = re.compile(r"[0-9A-Fa-f]{32,}")  # a CI's hex form is 176 characters; ids
 _UNSAFE = re.compile(r"[^\x00 0-9A-Za-z가-힣ㄱ-ㅎㅏ-ㅣ.,:;()_'-]+")
 _SPACES = re.compile(r"\s+")
 _TAIL = re.compile(f"{_RUN}+$")
+# A database quotes the row it refused ("Failing row contains (…)", "Key (ci)=(…)",
+# "COPY t, line 1: "…""): a CI and a name in a traceback. Its reason is kept, the row not.
+_QUOTED_ROW = re.compile(
+    r"(Failing row contains |Key \([^)]*\)=)\((?:[^()]|\([^()]*\))*\)"
+    r"|(COPY [^,\n]+, line \d+(?:, column [^:\n]+)?: )[^\n]*"
+)
 _INFO = b"member-recon progress store v1"
 _NONCE = 12
 
@@ -115,6 +121,7 @@ class Redactor:
         """
         for secret in self._secrets:
             value = value.replace(secret, MASK)
+        value = _QUOTED_ROW.sub(lambda m: f"{m.group(1) or m.group(2)}({MASK})", value)
         spans = _known_spans(value, self._grams, KEY_PIECE, ordinary_words=False)
         for match in CI_SHAPED.finditer(value):
             run = match.group()
@@ -204,8 +211,9 @@ def _known_spans(
 ) -> list[tuple[int, int]]:
     """Where `text` holds a run of `size` characters of one of `grams`.
 
-    In logs (`ordinary_words` False) a piece without a digit or a capital is let be: a weak
-    key such as "sandbox-key" would otherwise mask words ("sand", "key-") all over them.
+    In logs (`ordinary_words` False) only pieces that mix a letter with a digit or a capital
+    count: a weak key such as "sandbox-key" would otherwise mask words ("sand", "key-"),
+    and a percent-escaped one times of day ("7%3A24"), all over them.
     """
     if not grams:
         return []
@@ -213,9 +221,15 @@ def _known_spans(
     spans = []
     for i in range(len(folded) - size + 1):
         gram = folded[i : i + size]
-        if gram in grams and (ordinary_words or any(c.isdigit() or c.isupper() for c in gram)):
+        if gram in grams and (ordinary_words or _unusual(gram)):
             spans.append((i, i + size))
     return spans
+
+
+def _unusual(gram: str) -> bool:
+    """A letter with a digit or a capital: not a word, a number or a time of day."""
+    letters = [c for c in gram if c.isalpha()]
+    return bool(letters) and (any(c.isdigit() for c in gram) or any(c.isupper() for c in letters))
 
 
 def _substitute(text: str, spans: list[tuple[int, int]], replace: Any) -> str:

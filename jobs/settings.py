@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs.api.client import ClientSettings
-from jobs.privacy import pseudonym
+from jobs.privacy import hide_input, pseudonym
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +48,12 @@ class RunSettings:
     def ci_value(self, ci: str) -> str:
         """The CI as outputs show it: as given, or its HMAC under --pseudonymize."""
         return pseudonym(self.pseudonym_key, ci) if self.pseudonym_key else ci
+
+    def hidden(self, text: str) -> str:
+        """Read text (a value, a column name) with each piece of a CI shown as its HMAC.
+
+        Only under --pseudonymize: without it the outputs carry CIs anyway.
+        """
+        if not self.pseudonym_key or not text:
+            return text
+        return hide_input(text, lambda piece: f"hmac:{self.ci_value(piece)}")

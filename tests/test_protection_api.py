@@ -6,8 +6,10 @@ run left behind for pieces of CIs and of the key, in every form the review searc
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from jobs.sandbox.config import SandboxConfig
@@ -15,6 +17,11 @@ from jobs.sandbox.server import Fault
 from jobs.sandbox.truth import truth
 from tests.conftest import CliResult, customers, job, run_cli, write_csv
 from tests.leaks import pieces_found, texts_under
+from tests.test_dataset import (
+    PG_PASSWORD,
+    dataset_run,
+    postgres,  # noqa: F401  (the fixture: a throwaway cluster)
+)
 
 KEY = "Vq7$Lm3+Tz9/Hk2=Wd5%Rb8#Nc4&Gf6!Xs1@Py0^"  # random-looking: its pieces are findable
 PUNCTUATED = "Kx9+Qm2/Zr7pW4vT8nL5=Ab3$cD"  # the review's key: its pieces outlived punctuation
@@ -52,7 +59,8 @@ def test_server_text_quoting_pieces_of_the_ci_and_key_reaches_no_output(
     assert len(errors) == 4
     assert all("platform error of unknown shape (bad request" in e for e in errors), errors
     assert run_cli(["report", str(out)]).exit_code == 0
-    assert (out / "report.html").exists() and (out / ".finished.json").exists()
+    assert (out / "report.html").exists()
+    assert (out / ".finished.json").exists()
     assert leaks(result, [out], people) == []
 
 
@@ -120,9 +128,84 @@ def test_framing_attacks_after_good_answers_trip_the_answer_breaker(
     env = hostile(sandbox, on(kind, [ci for ci, _ in people[3:]], "consent/search"))
     sandbox.sandbox.configure(endless_headers_bytes=4 * 2**20)
     path = write_csv(tmp_path / "in.csv", people)
-    result = job(
-        sandbox, path, tmp_path / "out", "--concurrency", "1", "--max-outage", "60", **env
-    )
+    result = job(sandbox, path, tmp_path / "out", "--concurrency", "1", "--max-outage", "60", **env)
     assert result.exit_code == 3, result.stderr
     assert "answers could not be used" in result.stderr
     assert "outage" not in result.summary().get("reason", "")
+
+
+def spaced(ci: str) -> str:
+    """A CI in 30-character groups, as a careless export splits a long value."""
+    return " ".join(ci[i : i + 30] for i in range(0, len(ci), 30))
+
+
+def test_a_ci_split_by_spaces_is_still_hidden_under_pseudonymize(sandbox, tmp_path: Path) -> None:
+    """Finding 14: in a rejected row's other column, and in a kept column."""
+    people = customers(6)
+    rows = [[ci, name, "plain"] for ci, name in people]
+    rows.append(["not-a-ci", "홍길동", spaced(people[0][0])])  # a reject: its values are kept
+    path = write_csv(tmp_path / "in.csv", rows, header=("ci", "kor_name", "memo"))
+    out = tmp_path / "out"
+    env = {"KOSCOM_PSEUDONYM_KEY": KEY}
+    result = job(sandbox, path, out, "--pseudonymize", "--keep-progress", **env)
+    assert result.exit_code == 0, result.stderr
+    assert len(result.rejects()) == 1
+    assert (out / ".progress.sqlite").exists()  # kept: it must not hold the pieces either
+    assert leaks(result, [out], people) == []
+    kept = [[ci, name, spaced(ci)] for ci, name in people]
+    path = write_csv(tmp_path / "kept.csv", kept, header=("ci", "kor_name", "memo"))
+    refused = job(
+        sandbox, path, tmp_path / "kept", "--pseudonymize", "--keep-columns", "memo", **env
+    )
+    assert refused.exit_code == 2
+    assert "CI-shaped values" in refused.stderr
+
+
+def test_a_header_named_by_a_ci_shows_nowhere_under_pseudonymize(sandbox, tmp_path: Path) -> None:
+    """Finding 20: rejects.csv's header, summary.json, .finished.json, the store, exit line."""
+    people = customers(6)
+    named = customers(1, salt="header")[0][0]
+    rows = [[ci, name, "x"] for ci, name in people] + [["not-a-ci", "홍길동", "y"]]
+    path = write_csv(tmp_path / "in.csv", rows, header=("ci", "kor_name", named))
+    out = tmp_path / "out"
+    env = {"KOSCOM_PSEUDONYM_KEY": KEY}
+    result = job(sandbox, path, out, "--pseudonymize", "--keep-progress", **env)
+    assert result.exit_code == 0, result.stderr
+    assert len(result.rejects().columns) == 5  # row, reason, ci_hmac, kor_name, the hidden one
+    assert leaks(result, [out], [(named, "")]) == []
+    path = write_csv(tmp_path / "bad.csv", rows, header=(named, "kor_name", "memo"))
+    refused = job(sandbox, path, tmp_path / "bad", "--pseudonymize", **env)
+    assert refused.exit_code == 2
+    assert "has no column 'ci'" in refused.stderr
+    assert leaks(refused, [], [(named, "")]) == []
+
+
+def test_debug_output_of_a_failing_postgresql_sink_holds_no_ci_or_name(
+    sandbox,
+    postgres: str,  # noqa: F811  (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    """Finding 13: the database's "Failing row contains (…)" quoted a row under --debug."""
+    os.environ["PGPASSWORD"] = PG_PASSWORD
+    try:
+        with psycopg.connect(postgres, autocommit=True) as admin:
+            admin.execute("DROP DATABASE IF EXISTS failing_sink")
+            admin.execute("CREATE DATABASE failing_sink")
+        url = postgres.rsplit("/", 1)[0] + "/failing_sink"
+        with psycopg.connect(url, autocommit=True) as pg:  # a table no row of ours fits
+            pg.execute(
+                "CREATE TABLE reconciled "
+                "(ci text, kor_name text CHECK (kor_name = ''), run_date date)"
+            )
+    finally:
+        del os.environ["PGPASSWORD"]
+    people = customers(5)
+    path = write_csv(tmp_path / "in.csv", people)
+    result = dataset_run(
+        sandbox, path, tmp_path / "ds", "2026-11-01", "--sink", url, "--debug",
+        PGPASSWORD=PG_PASSWORD,
+    )  # fmt: skip
+    assert result.exit_code == 5, result.stderr
+    assert "check constraint" in result.stderr  # the database's reason is kept
+    assert pieces_found([("stderr", result.stderr)], [ci for ci, _ in people], []) == []
+    assert not [name for _, name in people if name in result.stderr]

@@ -64,7 +64,9 @@ def ingest(
     """
     if store.get_meta("ingest_complete") == "1":
         return False
-    store.set_meta("columns", json.dumps(layout.columns, ensure_ascii=False))
+    # The names as the job lets them show: a header may hold what no file may keep.
+    shown = list(job.reject_values(dict.fromkeys(layout.columns)))
+    store.set_meta("columns", json.dumps(shown, ensure_ascii=False))
     last_row, counted = store.rows_ingested, store.rows_counted
     for chunk in source.iter_chunks(layout, chunk_rows, skip_rows=last_row):
         items, rejects = admit_chunk(store, chunk, job)

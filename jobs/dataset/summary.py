@@ -117,6 +117,8 @@ def _plan(tally: Tally, settings: RunSettings) -> dict[str, int] | None:
 def input_read(read: Mapping[str, Any], settings: RunSettings, samples: bool) -> dict[str, Any]:
     """How the input was read; with `samples`, its first rows with every value masked."""
     shown = {k: v for k, v in read.items() if k != "samples"}
+    if "columns" in shown:  # a header row may hold a CI
+        shown["columns"] = [settings.hidden(name) for name in shown["columns"]]
     if samples:
         masks = {settings.ci_column: mask_ci, settings.name_column: mask_name}
         shown["samples"] = [
