@@ -69,6 +69,10 @@ class KoscomAsker:
             outcome = dataclasses.replace(outcome, error=self._redactor.text(outcome.error))
         return CustomerRecord(outcome, dt.datetime.now(dt.UTC), self._run_date)
 
+    def suspects(self) -> set[object]:
+        """Customers answered on a connection that carried an answer nobody asked for."""
+        return self._client.suspects()
+
     def figures(self) -> dict[str, Any]:
         stats = self._client.stats
         elapsed = max(time.monotonic() - self._began, 1e-9)
@@ -185,6 +189,7 @@ class KoscomJob:
             "outage_seconds": stats.outage_seconds,
             "rate_cuts": stats.rate_cuts,
             "unsolicited_answers": stats.unsolicited_answers,
+            "asked_again": stats.suspect_answers,
         }
 
     def tables(self) -> Sequence[Table]:

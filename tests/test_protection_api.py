@@ -15,7 +15,7 @@ import pytest
 from jobs.sandbox.config import SandboxConfig
 from jobs.sandbox.server import Fault
 from jobs.sandbox.truth import truth
-from tests.conftest import CliResult, customers, job, run_cli, write_csv
+from tests.conftest import API_KEY, CliResult, customers, job, run_cli, write_csv
 from tests.leaks import pieces_found, texts_under
 from tests.test_dataset import (
     PG_PASSWORD,
@@ -209,3 +209,37 @@ def test_debug_output_of_a_failing_postgresql_sink_holds_no_ci_or_name(
     assert "check constraint" in result.stderr  # the database's reason is kept
     assert pieces_found([("stderr", result.stderr)], [ci for ci, _ in people], []) == []
     assert not [name for _, name in people if name in result.stderr]
+
+
+def misplaced(result: CliResult) -> list[str]:
+    """Customers whose published answer is not theirs (the sandbox's truth says what is)."""
+    accounts = result.accounts().groupby("ci")
+    held = {ci: set(zip(g.com_id, g.vt_acc_no, strict=True)) for ci, g in accounts}
+    wrong = []
+    for row in result.reconciled().query("status != 'error'").itertuples():
+        told = truth(row.ci)
+        member = "member" if told.membership == "member" else "nonMember"
+        none = told.membership == "not_found" or told.consent_not_found
+        owned = set() if none else {(c.strip(), n) for c, n, _ in told.accounts}
+        if row.membership != member or held.get(row.ci, set()) != owned:
+            wrong.append(row.ci[:8])
+    return wrong
+
+
+def test_answers_a_gateway_sends_twice_are_never_published_under_another_customer(
+    sandbox, tmp_path: Path
+) -> None:
+    """Finding 4: late duplicates on reused connections; the resume exits 0 with true data."""
+    people = customers(500)
+    env = hostile(sandbox, Fault("late_duplicate", 0.2), key=API_KEY)
+    path = write_csv(tmp_path / "in.csv", people)
+    out = tmp_path / "out"
+    first = job(sandbox, path, out, "--max-error-rate", "1", **env)
+    assert first.exit_code in (0, 3), first.stderr
+    final = first if first.exit_code == 0 else job(sandbox, path, out, "--max-error-rate", "1")
+    assert final.exit_code == 0, final.stderr
+    assert misplaced(final) == []
+    summary = first.summary()
+    assert summary["unsolicited_answers"] > 0  # the attack happened
+    assert summary["asked_again"] > 0
+    assert "were asked again" in first.stderr

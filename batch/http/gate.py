@@ -22,6 +22,7 @@ import collections
 import logging
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -49,6 +50,10 @@ from batch.http.transport import HttpAnswer, HttpTransport, TransportSettings, p
 from batch.log import Log
 
 T = TypeVar("T")
+# The engine's name for the item being asked (its place in the store), set around each item.
+ASKING: ContextVar[object] = ContextVar("asking", default=None)
+_REMEMBERED = 32  # items remembered per connection: a misread answer is one of the last
+_CONNECTIONS = 4096  # connections remembered: a run that stopped reusing them opens many
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,7 @@ class GateStats:
     by_status: collections.Counter[str] = field(default_factory=collections.Counter)
     daily_remaining: dict[str, int] = field(default_factory=dict)
     unsolicited_answers: int = 0
+    suspect_answers: int = 0  # items answered on a connection that carried an unasked answer
     outages: int = 0
     outage_seconds: float = 0.0
     rate_cuts: int = 0
@@ -136,6 +142,9 @@ class RequestGate:
         # The last request answered in full: the probe when the circuit is open.
         self._canary: tuple[GateRequest, Callable[[HttpAnswer], Any]] | None = None
         self._hooks = quiet_retry_hooks()
+        self._answered_on: collections.OrderedDict[int, collections.deque[object]] = (
+            collections.OrderedDict()
+        )
 
     async def __aenter__(self) -> Self:
         self._hooks.__enter__()
@@ -274,6 +283,7 @@ class RequestGate:
                 self.quota.settle(request.cap, None, None)
                 self._count(request, type(exc).__name__, started)
                 raise
+        self._remember(answer.connection)
         limits = stated_limits(answer.headers)
         self.quota.settle(request.cap, limits.day_remaining, limits.day_limit)
         self._count(request, str(answer.status), started)
@@ -289,6 +299,28 @@ class RequestGate:
         if limits.hold_for:
             self._limiter.hold(limits.hold_for)
         return answer
+
+    def suspects(self) -> set[object]:
+        """Items (as `ASKING` named them) whose answer may be another's; each is told once.
+
+        A gateway that sends an answer twice makes a reused connection hand the copy to
+        the next request sent on it. Such a connection is found when the extra answer
+        shows; whatever was read on it before may be misplaced.
+        """
+        found: set[object] = set()
+        for serial in self._transport.tainted():
+            found.update(self._answered_on.pop(serial, ()))
+        found.discard(None)
+        self.stats.suspect_answers += len(found)
+        return found
+
+    def _remember(self, connection: int) -> None:
+        asked = self._answered_on.get(connection)
+        if asked is None:
+            asked = self._answered_on[connection] = collections.deque(maxlen=_REMEMBERED)
+            if len(self._answered_on) > _CONNECTIONS:
+                self._answered_on.popitem(last=False)
+        asked.append(ASKING.get())
 
     def _count(self, request: GateRequest, status: str, started: float) -> None:
         self.stats.by_status[status] += 1

@@ -7,9 +7,11 @@ happened: timeouts, connections, protocol, and configuration that cannot work.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import socket
 import ssl
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,7 @@ class HttpAnswer:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    connection: int = 0  # which connection it came on (0: not known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,9 @@ class _Oversized(aiohttp.ClientError):
     """More bytes arrived for one answer than any answer may hold."""
 
 
+_SERIALS = itertools.count(1)
+
+
 class _BoundedHandler(ResponseHandler):
     """Counts every byte that arrives for one answer: 1xx answers and header lines too.
 
@@ -110,6 +116,7 @@ class _BoundedHandler(ResponseHandler):
         super().__init__(*args, **kwargs)
         self._limit = limit
         self._received = 0
+        self.serial = next(_SERIALS)
 
     def set_response_params(self, **params: Any) -> None:
         self._received = 0  # a new request on this connection: a new answer to count
@@ -136,8 +143,28 @@ class _StrictConnector(aiohttp.TCPConnector):
     def __init__(self, *, answer_limit: int, **options: Any) -> None:
         super().__init__(**options)
         self.unsolicited = 0
-        bounded = functools.partial(_BoundedHandler, loop=self._loop, limit=answer_limit)
-        self._factory = cast("functools.partial[ResponseHandler]", bounded)
+        self.tainted: set[int] = set()  # connections on which an unasked answer arrived
+        self._live: weakref.WeakSet[_BoundedHandler] = weakref.WeakSet()
+        self._limit = answer_limit
+        self._factory = cast("functools.partial[ResponseHandler]", functools.partial(self._new))
+
+    def _new(self) -> _BoundedHandler:
+        handler = _BoundedHandler(loop=self._loop, limit=self._limit)
+        self._live.add(handler)
+        return handler
+
+    def taint(self, protocol: Any) -> None:
+        """An answer nobody asked for came on `protocol`: the last ones read on it may be
+        others' answers. From now on no connection is reused, so none can be misread."""
+        self.unsolicited += 1
+        self.tainted.add(getattr(protocol, "serial", 0))
+        self._force_close = True
+
+    def sweep(self) -> None:
+        """Idle connections holding an answer nobody read (asked between runs of requests)."""
+        for handler in list(self._live):
+            if len(handler) and handler.serial not in self.tainted:
+                self.taint(handler)
 
     async def _get(self, key: Any, traces: list[Any]) -> Any:
         while True:
@@ -146,14 +173,14 @@ class _StrictConnector(aiohttp.TCPConnector):
             if connection is None or protocol is None or not protocol.should_close:
                 return connection
             if not len(protocol):  # bytes that were not even an answer; _release counts answers
-                self.unsolicited += 1
+                self.taint(protocol)
             connection.close()
 
     def _release(self, key: Any, protocol: Any, *, should_close: bool = False) -> None:
         # An answer still queued when the connection is let go was read by nobody: it came
         # with the one that was asked for (aiohttp then closes the connection), or while idle.
         if len(protocol):
-            self.unsolicited += 1
+            self.taint(protocol)
         super()._release(key, protocol, should_close=should_close)
 
 
@@ -173,6 +200,13 @@ class HttpTransport:
     def unsolicited_answers(self) -> int:
         """Answers that arrived on an idle connection; each closed its connection."""
         return self._connector.unsolicited if self._connector is not None else 0
+
+    def tainted(self) -> set[int]:
+        """Connections on which an answer nobody asked for arrived (call with none in flight)."""
+        if self._connector is None:
+            return set()
+        self._connector.sweep()
+        return self._connector.tainted
 
     async def __aenter__(self) -> Self:
         self._connector = _StrictConnector(
@@ -226,9 +260,11 @@ class HttpTransport:
             ) as response:
                 if response.status == 407:  # a plain-HTTP proxy's refusal comes as an answer
                     raise ProxyRefused(_PROXY_CREDENTIALS)
+                # The connection it came on; aiohttp lets a small answer's go before we read.
+                serial = getattr(getattr(response, "_protocol", None), "serial", 0)
                 content = await self._read_bounded(response)
                 headers = {name.lower(): value for name, value in response.headers.items()}
-                return HttpAnswer(response.status, headers, content)
+                return HttpAnswer(response.status, headers, content, serial)
         except aiohttp.ClientError as exc:
             raise self._translate(exc) from exc
         except TimeoutError as exc:  # the total budget ran out: the answer was too slow

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from batch.contract import Job
 from batch.errors import RunError
+from batch.http.gate import ASKING
 from batch.log import Log
 from batch.run.progress_line import ProgressReport
 from batch.run.runner import Outcome, Runner
@@ -41,6 +44,7 @@ async def ask_all(
         )
 
         async def answer(open_item: OpenItem) -> Outcome:
+            ASKING.set(open_item.seq)  # the gate notes which connection answered which item
             record = await asker.ask(job.decode_item(open_item.payload))
             state = "done" if job.is_final(record) else "error"
             return Outcome(state, job.encode_record(record), _label(job, record, state))
@@ -65,8 +69,10 @@ async def ask_all(
         try:
             async with timeline:
                 await runner.run()
+                await ask_again(asker, store, answer, settings.workers, log)
         except RunError as exc:  # the summary still needs the asker's figures
             stop = exc
+            ask_again_later(asker, store, log)
         finally:
             progress.close()
     figures = asker.figures()
@@ -94,3 +100,45 @@ def _answered_before(job: Job[Any, Any], store: ProgressStore) -> Counter[str]:
             if stored.state == "done" and stored.result is not None:
                 found[_label(job, job.decode_record(stored.result), "done")] += 1
     return found
+
+
+def _suspects(asker: Any, store: ProgressStore, log: Log) -> list[OpenItem]:
+    """Items whose answer may be another's (the asker's `suspects`, if it has one), reopened."""
+    find = getattr(asker, "suspects", None)
+    seqs = sorted(int(seq) for seq in find()) if find is not None else []
+    if not seqs:
+        return []
+    log.warning(
+        "answers_misplaced",
+        items=len(seqs),
+        reason="the server sent answers nobody asked for on reused connections; the items "
+        "answered on those connections may hold another item's answer and are asked again",
+    )
+    return store.reopen(seqs)
+
+
+async def ask_again(
+    asker: Any,
+    store: ProgressStore,
+    answer: Callable[[OpenItem], Awaitable[Outcome]],
+    workers: int,
+    log: Log,
+) -> None:
+    """Ask again, in this run, every item whose answer may be another's.
+
+    The transport reuses no connection once it has seen an unasked answer, so the new
+    answers cannot be misplaced; an item not asked again stays open for the resume.
+    """
+    slots = asyncio.Semaphore(workers)
+
+    async def one(item: OpenItem) -> None:
+        async with slots:
+            outcome = await answer(item)
+            store.record([(item.seq, outcome.state, outcome.result)])
+
+    await asyncio.gather(*(one(item) for item in _suspects(asker, store, log)))
+
+
+def ask_again_later(asker: Any, store: ProgressStore, log: Log) -> None:
+    """A run that stops keeps no answer that may be another's: the resume asks them."""
+    _suspects(asker, store, log)

@@ -227,6 +227,21 @@ class ProgressStore:
             "carried": int(carried),
         }
 
+    def reopen(self, seqs: Sequence[int]) -> list[OpenItem]:
+        """Forget these items' answers (they may be others'): asked again, now or on resume."""
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE items SET state = 'pending', result = NULL WHERE seq = ?",
+                [(seq,) for seq in seqs],
+            )
+            rows = [
+                self._db.execute(
+                    "SELECT seq, row, payload, rank, since FROM items WHERE seq = ?", (seq,)
+                ).fetchone()
+                for seq in seqs
+            ]
+        return [OpenItem(s, r, orjson.loads(p), k, n) for s, r, p, k, n in filter(None, rows)]
+
     def record(self, answers: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
         """Store answers (seq, state, result) in one transaction."""
         with self._transaction():

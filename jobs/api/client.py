@@ -103,6 +103,10 @@ class KoscomClient:
             raise
         return membership, await consent
 
+    def suspects(self) -> set[object]:
+        """Customers (as the engine named them) whose answers may be others'."""
+        return self._gate.suspects()
+
     def _request(self, api: Api, customer: Customer) -> GateRequest:
         body = orjson.dumps(envelope(self.settings.partner, customer, next(self.request_ids)))
         return GateRequest(

@@ -213,10 +213,13 @@ def print_summary(
         print(f"  error: {count} x {reason}")
     if summary.get("unsolicited_answers"):
         # An answer nobody asked for means the gateway repeats itself: one that arrives on a
-        # connection just as it is reused can pass for the next customer's (README, limits).
+        # connection just as it is reused can pass for the next customer's. Those answered
+        # on such a connection were asked again (or are, on resume), on fresh connections.
         print(
             f"member-recon: warning: {summary['unsolicited_answers']} answers arrived that no "
-            "request asked for; the gateway repeats answers: check it, then rerun with --fresh",
+            f"request asked for; the gateway repeats answers: check it. "
+            f"{summary.get('asked_again', 0)} customers answered on those connections were "
+            "asked again on connections of their own",
             file=sys.stderr,
         )
     if outputs:
