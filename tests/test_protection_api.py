@@ -243,3 +243,36 @@ def test_answers_a_gateway_sends_twice_are_never_published_under_another_custome
     assert summary["unsolicited_answers"] > 0  # the attack happened
     assert summary["asked_again"] > 0
     assert "were asked again" in first.stderr
+
+
+def test_the_review_scan_finds_no_piece_of_a_ci_or_key_in_anything_a_night_leaves(
+    sandbox, tmp_path: Path
+) -> None:
+    """The review's scan: dataset, DuckDB sink, report, store, --debug logs; nothing found."""
+    people = customers(60)
+    named = customers(1, salt="header")[0][0]
+    everyone = [ci for ci, _ in people]
+    env = hostile(
+        sandbox,
+        on("echo_pieces", everyone[:2]),
+        on("bad_account", everyone[2:3], "consent/search"),
+        on("echo", everyone[3:4], "consent/search"),
+        on("echo_fields", everyone),  # every other answer quotes the CI and key in every field
+    )
+    rows = [[ci, name, "memo"] for ci, name in people]
+    rows.append(["not-a-ci", "홍길동", spaced(people[5][0])])
+    path = write_csv(tmp_path / "in.csv", rows, header=("ci", "kor_name", named))
+    root, sink = tmp_path / "ds", tmp_path / "bi.duckdb"
+    night = dataset_run(
+        sandbox, path, root, "2026-11-01", "--pseudonymize", "--debug", "--keep-progress",
+        "--sink", f"duckdb:///{sink}", **env,
+    )  # fmt: skip
+    assert night.exit_code == 0, night.stderr
+    page = run_cli(["report", str(root)])
+    assert page.exit_code == 0, page.stderr
+    assert list(root.rglob(".progress.sqlite"))  # the store is kept, and searched too
+    left = [*texts_under(root), *((p, t) for p, t in texts_under(tmp_path) if p == sink)]
+    assert any(path == sink and "reconciled" in text for path, text in left)  # read inside
+    texts = [(str(path), text) for path, text in left]
+    texts += [("stdout", night.stdout + page.stdout), ("stderr", night.stderr + page.stderr)]
+    assert pieces_found(texts, [*everyone, named], [PUNCTUATED, KEY]) == []
