@@ -125,7 +125,9 @@ async def test_an_answer_sent_twice_is_never_read_as_the_next_one_and_is_counted
         {"seq": 3},
     ]
     assert transport.unsolicited_answers == 1  # the summary's unsolicited_answers
-    assert server.connections == 2  # the connection that carried the copy was closed
+    # The connection that carried the copy was closed, and none is reused after it: a
+    # gateway that repeats answers makes any reused connection a place to misread one.
+    assert server.connections == 3
 
 
 # --- the job against the sandbox's faults ----------------------------------------------------
@@ -170,7 +172,9 @@ def test_answers_sent_twice_are_never_read_as_another_customers(sandbox, people,
     check_truth(result, cis)
     duplicated = sandbox.sandbox.stats.faults["duplicate"]
     assert duplicated > 10
-    assert result.summary()["unsolicited_answers"] == duplicated
+    # Counted until the first: after it no connection is reused, and a copy that comes
+    # after its connection was let go is never read by anyone.
+    assert 1 <= result.summary()["unsolicited_answers"] <= duplicated
 
 
 def test_a_limit_the_gateway_states_is_kept_from_its_first_answers(sandbox, tmp_path) -> None:

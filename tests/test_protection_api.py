@@ -6,10 +6,8 @@ run left behind for pieces of CIs and of the key, in every form the review searc
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from jobs.sandbox.config import SandboxConfig
@@ -20,6 +18,7 @@ from tests.leaks import pieces_found, texts_under
 from tests.test_dataset import (
     PG_PASSWORD,
     dataset_run,
+    own_database,
     postgres,  # noqa: F401  (the fixture: a throwaway cluster)
 )
 
@@ -186,19 +185,11 @@ def test_debug_output_of_a_failing_postgresql_sink_holds_no_ci_or_name(
     tmp_path: Path,
 ) -> None:
     """Finding 13: the database's "Failing row contains (…)" quoted a row under --debug."""
-    os.environ["PGPASSWORD"] = PG_PASSWORD
-    try:
-        with psycopg.connect(postgres, autocommit=True) as admin:
-            admin.execute("DROP DATABASE IF EXISTS failing_sink")
-            admin.execute("CREATE DATABASE failing_sink")
-        url = postgres.rsplit("/", 1)[0] + "/failing_sink"
-        with psycopg.connect(url, autocommit=True) as pg:  # a table no row of ours fits
-            pg.execute(
-                "CREATE TABLE reconciled "
-                "(ci text, kor_name text CHECK (kor_name = ''), run_date date)"
-            )
-    finally:
-        del os.environ["PGPASSWORD"]
+    url = own_database(postgres, "failing_sink")
+    with psycopg.connect(url, password=PG_PASSWORD, autocommit=True) as pg:  # no row fits
+        pg.execute(
+            "CREATE TABLE reconciled (ci text, kor_name text CHECK (kor_name = ''), run_date date)"
+        )
     people = customers(5)
     path = write_csv(tmp_path / "in.csv", people)
     result = dataset_run(

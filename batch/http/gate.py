@@ -200,10 +200,9 @@ class RequestGate:
                         continue
                     raise
                 # The API has answered well: endless headers, lengths that disagree or lie,
-                # a bomb are the API misbehaving, not an outage to wait out (nor to retry).
-                unusable = UnexpectedAnswer(failure.reason)
-                self._breaker.record(unusable)
-                raise unusable from failure
+                # a bomb are the API misbehaving, not an outage to wait out.
+                self._breaker.record(failure)
+                raise
             except TransportError as failure:
                 if self._circuit.failed(failure.reason, probe=probe, item=request.item):
                     continue

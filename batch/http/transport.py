@@ -143,6 +143,7 @@ class _StrictConnector(aiohttp.TCPConnector):
     def __init__(self, *, answer_limit: int, **options: Any) -> None:
         super().__init__(**options)
         self.unsolicited = 0
+        self.reusing = True
         self.tainted: set[int] = set()  # connections on which an unasked answer arrived
         self._live: weakref.WeakSet[_BoundedHandler] = weakref.WeakSet()
         self._limit = answer_limit
@@ -158,7 +159,9 @@ class _StrictConnector(aiohttp.TCPConnector):
         others' answers. From now on no connection is reused, so none can be misread."""
         self.unsolicited += 1
         self.tainted.add(getattr(protocol, "serial", 0))
-        self._force_close = True
+        # Not aiohttp's force_close: its "Connection: close" makes a copy that follows an
+        # answer in the same read a parse error, where it is now found and counted.
+        self.reusing = False
 
     def sweep(self) -> None:
         """Idle connections holding an answer nobody read (asked between runs of requests)."""
@@ -181,7 +184,7 @@ class _StrictConnector(aiohttp.TCPConnector):
         # with the one that was asked for (aiohttp then closes the connection), or while idle.
         if len(protocol):
             self.taint(protocol)
-        super()._release(key, protocol, should_close=should_close)
+        super()._release(key, protocol, should_close=should_close or not self.reusing)
 
 
 class HttpTransport:

@@ -1,25 +1,20 @@
 """A hostile API for the protection tests: answers that carry CIs and keys, and broken framing.
 
 Each kind replays one attack of a security review. `answer` builds what the rules
-send; `stream` writes the kinds that aiohttp's server would refuse to write (a flood
-of 1xx answers, conflicting or absurd lengths) straight to the connection.
+send; the server writes the kinds that aiohttp's server would refuse to write (a flood
+of 1xx answers, `framing` with conflicting or absurd lengths) straight to the connection.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import gzip
 import zlib
 from dataclasses import replace
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from jobs.sandbox.truth import JSON, Answer, Headers, json_answer, truth, truthful
-
-if TYPE_CHECKING:  # rules imports this module
-    from jobs.sandbox.rules import SandboxStats
 
 HOSTILE_KINDS = (
     "echo_pieces",  # a platform error quoting the CI's pieces in five forms, and the key's
@@ -33,10 +28,11 @@ HOSTILE_KINDS = (
     "deflate_bomb",  # the same in deflate
     "late_duplicate",  # the true answer, then the same bytes again a moment later
 )
-STREAMED = ("continue_flood", "conflicting_lengths", "huge_length")
+FRAMING = ("conflicting_lengths", "huge_length")
+STREAMED = ("continue_flood", *FRAMING)
 BOMB_BYTES = 64 * 2**20
 LATE = 0.05  # seconds before the duplicate: the client has reused the connection by then
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n" * 4096
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n" * 4096
 
 
 def pieces(text: str) -> str:
@@ -92,26 +88,14 @@ def _bomb(encoding: str) -> bytes:
     return gzip.compress(zeros, 9, mtime=0) if encoding == "gzip" else zlib.compress(zeros, 9)
 
 
-async def stream(kind: str, transport: asyncio.Transport, limit: int, stats: SandboxStats) -> None:
-    """Write a hostile kind the server's framework would not, until `limit` bytes or EOF."""
+def framing(kind: str) -> bytes:
+    """The bytes of a framing attack that aiohttp's server would not write itself."""
     if kind == "conflicting_lengths":
-        transport.write(
+        return (
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
             b'Content-Length: 20\r\nContent-Length: 2\r\n\r\n{"result": "member"}'
         )
-        return
-    if kind == "huge_length":
-        transport.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            b'Content-Length: 2147483648\r\n\r\n{"result": "member", "padding": "'
-        )
-        return
-    sent = 0
-    while sent < limit and not transport.is_closing():
-        if transport.get_write_buffer_size() > len(_CONTINUE):
-            await asyncio.sleep(0.01)  # the client reads slower: let others be served
-            continue
-        transport.write(_CONTINUE)
-        sent += len(_CONTINUE)
-        stats.streamed_bytes += len(_CONTINUE)
-        await asyncio.sleep(0)
+    return (  # huge_length
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 2147483648\r\n\r\n{"result": "member", "padding": "'
+    )

@@ -43,7 +43,7 @@ from jobs.sandbox.truth import (
     synthetic_name,
     truth,
 )
-from jobs.sandbox.wire import drop, endless_headers, huge_body, raw
+from jobs.sandbox.wire import drop, endless_headers, huge_body, raw, repeat
 
 __all__ = [  # what tests, bench and scripts import from here
     "APIS",
@@ -139,8 +139,11 @@ class Sandbox:
             drop(request)
         if answer.action == "huge_body":
             return await huge_body(request, answer, self.stats)
-        if answer.action in hostile.STREAMED:
-            await hostile.stream(answer.action, transport, config.endless_headers_bytes, self.stats)
+        if answer.action == "continue_flood":
+            await repeat(transport, hostile.CONTINUE, config.endless_headers_bytes, self.stats)
+            drop(request)
+        if answer.action in hostile.FRAMING:
+            transport.write(hostile.framing(answer.action))
             drop(request)
         response = web.Response(status=answer.status, body=answer.body, headers=answer.headers)
         closing = self._closing(transport, config)

@@ -38,6 +38,13 @@ def raw(request: web.Request, response: web.StreamResponse, body: bytes) -> byte
 async def endless_headers(transport: asyncio.Transport, limit: int, stats: SandboxStats) -> None:
     """A status line, then header lines until `limit` bytes are out or the client leaves."""
     transport.write(b"HTTP/1.1 200 OK\r\n")
+    await repeat(transport, _HEADER_LINES, limit, stats)
+
+
+async def repeat(
+    transport: asyncio.Transport, piece: bytes, limit: int, stats: SandboxStats
+) -> None:
+    """`piece` again and again until `limit` bytes are out or the client leaves."""
     stats.streaming += 1
     try:
         sent = 0
@@ -45,9 +52,9 @@ async def endless_headers(transport: asyncio.Transport, limit: int, stats: Sandb
             if transport.get_write_buffer_size() > _HIGH_WATER:
                 await asyncio.sleep(0.01)  # the client reads slower: let others be served
                 continue
-            transport.write(_HEADER_LINES)
-            sent += len(_HEADER_LINES)
-            stats.streamed_bytes += len(_HEADER_LINES)
+            transport.write(piece)
+            sent += len(piece)
+            stats.streamed_bytes += len(piece)
             await asyncio.sleep(0)
     finally:
         stats.streaming -= 1
