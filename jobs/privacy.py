@@ -80,6 +80,11 @@ def _mixed_case(run: str) -> bool:
     return any(c.isupper() for c in run) and any(c.islower() for c in run)
 
 
+def _random_looking(run: str) -> bool:
+    telling = len(run) >= 2 * PIECE or any(c.isdigit() for c in run)
+    return telling and _mixed_case(run)
+
+
 def _path_like(run: str) -> bool:
     # A path's parts are short words; a CI's "/" falls once in 64 characters, so a CI
     # whose every part between them is shorter than a piece does not happen.
@@ -115,9 +120,11 @@ class Redactor:
     def text(self, value: str) -> str:
         """Text for logs, tracebacks and exit messages: secrets and CI-shaped runs masked.
 
-        Logs name files and settings, so a run of the alphabet is hidden only when it
-        looks random (both cases, and not a path of short parts) or is a long hex run;
-        text from the API reaches them only after `outside` cleaned it.
+        Logs name files, settings (HTTPS_PROXY=http…) and classes (ClientResponseError),
+        so a run of the alphabet is hidden only when it looks random: both cases and a
+        digit, or both cases over 32 characters (a CI's 16 characters lack a digit 1 time
+        in 15, its 32 one time in 230), and not a path of short parts; or a long hex run.
+        Text from the API reaches logs only after `outside` cleaned it.
         """
         for secret in self._secrets:
             value = value.replace(secret, MASK)
@@ -125,7 +132,7 @@ class Redactor:
         spans = _known_spans(value, self._grams, KEY_PIECE, ordinary_words=False)
         for match in CI_SHAPED.finditer(value):
             run = match.group()
-            if _mixed_case(run) and not _path_like(run):
+            if _random_looking(run) and not _path_like(run):
                 spans.append(match.span())
         spans += [m.span() for m in _HEX.finditer(value)]
         return _substitute(value, spans, lambda _: MASK)

@@ -6,21 +6,17 @@ happened: timeouts, connections, protocol, and configuration that cannot work.
 
 from __future__ import annotations
 
-import functools
-import itertools
 import os
 import socket
 import ssl
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Self
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp.client_proto import ResponseHandler
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
@@ -33,6 +29,7 @@ from batch.errors import (
     ProtocolError,
     ProxyRefused,
 )
+from batch.http.connections import Oversized, StrictConnector
 
 MAX_BODY = 1 << 20  # a real answer is a few hundred bytes; a megabyte is plenty
 MAX_FIELD = 8190  # one header line; aiohttp's default, kept
@@ -97,96 +94,6 @@ def environment_proxy(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
         return None, None
 
 
-class _Oversized(aiohttp.ClientError):
-    """More bytes arrived for one answer than any answer may hold."""
-
-
-_SERIALS = itertools.count(1)
-
-
-class _BoundedHandler(ResponseHandler):
-    """Counts every byte that arrives for one answer: 1xx answers and header lines too.
-
-    aiohttp skips 1xx answers and bounds each header line, but not how many 1xx answers
-    come, nor their bytes: a server sending "100 Continue" without end grew a run to
-    914 MB. Bytes past `limit` end the answer as a protocol error, whatever they held.
-    """
-
-    def __init__(self, *args: Any, limit: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._limit = limit
-        self._received = 0
-        self.serial = next(_SERIALS)
-
-    def set_response_params(self, **params: Any) -> None:
-        self._received = 0  # a new request on this connection: a new answer to count
-        super().set_response_params(**params)
-
-    def data_received(self, data: bytes) -> None:
-        self._received += len(data)
-        if self._received > self._limit:
-            if self.transport is not None:
-                self.transport.close()
-            self.set_exception(_Oversized(f"more than {self._limit} bytes"))
-            return
-        super().data_received(data)
-
-
-class _StrictConnector(aiohttp.TCPConnector):
-    """Never reuses a kept-alive connection on which an answer arrived that nobody asked for.
-
-    aiohttp parses bytes that arrive on an idle pooled connection and hands them to the
-    next request sent on it: a gateway that sends an answer twice would have it read as
-    the next request's. Such a connection is closed instead, and counted.
-    """
-
-    def __init__(self, *, answer_limit: int, **options: Any) -> None:
-        super().__init__(**options)
-        self.unsolicited = 0
-        self.reusing = True
-        self.tainted: set[int] = set()  # connections on which an unasked answer arrived
-        self._live: weakref.WeakSet[_BoundedHandler] = weakref.WeakSet()
-        self._limit = answer_limit
-        self._factory = cast("functools.partial[ResponseHandler]", functools.partial(self._new))
-
-    def _new(self) -> _BoundedHandler:
-        handler = _BoundedHandler(loop=self._loop, limit=self._limit)
-        self._live.add(handler)
-        return handler
-
-    def taint(self, protocol: Any) -> None:
-        """An answer nobody asked for came on `protocol`: the last ones read on it may be
-        others' answers. From now on no connection is reused, so none can be misread."""
-        self.unsolicited += 1
-        self.tainted.add(getattr(protocol, "serial", 0))
-        # Not aiohttp's force_close: its "Connection: close" makes a copy that follows an
-        # answer in the same read a parse error, where it is now found and counted.
-        self.reusing = False
-
-    def sweep(self) -> None:
-        """Idle connections holding an answer nobody read (asked between runs of requests)."""
-        for handler in list(self._live):
-            if len(handler) and handler.serial not in self.tainted:
-                self.taint(handler)
-
-    async def _get(self, key: Any, traces: list[Any]) -> Any:
-        while True:
-            connection = await super()._get(key, traces)
-            protocol = connection.protocol if connection is not None else None
-            if connection is None or protocol is None or not protocol.should_close:
-                return connection
-            if not len(protocol):  # bytes that were not even an answer; _release counts answers
-                self.taint(protocol)
-            connection.close()
-
-    def _release(self, key: Any, protocol: Any, *, should_close: bool = False) -> None:
-        # An answer still queued when the connection is let go was read by nobody: it came
-        # with the one that was asked for (aiohttp then closes the connection), or while idle.
-        if len(protocol):
-            self.taint(protocol)
-        super()._release(key, protocol, should_close=should_close or not self.reusing)
-
-
 class HttpTransport:
     """POSTs bodies to paths under one base URL over a pool of kept-alive connections."""
 
@@ -197,7 +104,7 @@ class HttpTransport:
         self._session: aiohttp.ClientSession | None = None
         self._proxy: URL | None = None
         self._proxy_headers: dict[str, str] | None = None
-        self._connector: _StrictConnector | None = None
+        self._connector: StrictConnector | None = None
 
     @property
     def unsolicited_answers(self) -> int:
@@ -212,7 +119,7 @@ class HttpTransport:
         return self._connector.tainted
 
     async def __aenter__(self) -> Self:
-        self._connector = _StrictConnector(
+        self._connector = StrictConnector(
             answer_limit=self.settings.max_body + MAX_HEAD,
             limit=self.settings.connections,
             ssl=tls_context(),
@@ -309,7 +216,7 @@ class HttpTransport:
             return ConnectTimeout(f"no connection within {self.settings.connect_timeout:g} s")
         if isinstance(exc, aiohttp.ServerTimeoutError):
             return AnswerTimeout(f"no answer within {self.settings.answer_timeout:g} s")
-        if isinstance(exc, _Oversized):
+        if isinstance(exc, Oversized):
             return ProtocolError(f"an answer of {exc}, head and 1xx answers included")
         if isinstance(exc, aiohttp.ClientResponseError):  # the answer's head was not HTTP
             # aiohttp's message quotes the peer's bytes; an output must never repeat them.

@@ -24,6 +24,7 @@ from typing import Any
 from batch.errors import UsageError
 from batch.outputs.dataset import is_old_layout, night_file, run_log_path
 from batch.outputs.writer import OutputSet
+from jobs.privacy import Redactor
 from jobs.report import charts, data
 from jobs.report.steps import Find, next_steps
 
@@ -54,11 +55,13 @@ def write_report(path: Path) -> Path:
             f"{path} is neither a run folder (with summary.json) nor a --dataset root "
             "(with runs/runs.parquet)"
         )
+    clean = Redactor(()).text  # the logs' redactor: what the page quotes was cleaned before
+    specs_json = json.dumps(_cleaned(specs, clean), ensure_ascii=False, separators=(",", ":"))
     page = Template(_TEMPLATE.read_text(encoding="utf-8")).substitute(
-        title=html.escape(title),
-        body=body,
+        title=html.escape(clean(title)),
+        body=clean(body),
         runtime=_script(charts.runtime()),
-        specs=json.dumps(specs, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c"),
+        specs=specs_json.replace("<", "\\u003c"),
     )
     try:
         with OutputSet(path, mode=like.stat().st_mode & 0o666) as outputs:
@@ -69,6 +72,17 @@ def write_report(path: Path) -> Path:
             f"{path / PAGE} cannot be written ({exc.strerror or exc}); copy the folder "
             "somewhere writable and run the report there"
         ) from None
+
+
+def _cleaned(value: Any, clean: Any) -> Any:
+    """Every string inside the charts' specs through `clean`, the structure untouched."""
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, Mapping):
+        return {key: _cleaned(item, clean) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cleaned(item, clean) for item in value]
+    return value
 
 
 class _Page:
