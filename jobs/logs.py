@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog

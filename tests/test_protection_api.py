@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from jobs.sandbox.config import SandboxConfig
