@@ -5,11 +5,15 @@ it for this input, ingest the rows, ask about every open item, export the tables
 check the accounting, publish. A job supplies the rest:
 
 * which input columns it needs (`columns`), and whether a row is an item (`admit`);
-* how to ask about an item (`asker`), giving a typed record;
-* how items and records are kept in the store (`encode_*`/`decode_*`);
-* its tables (`tables`) and the rows one item gives them (`rows`);
-* what ties a folder to its answers (`identity`), and its words for the summary;
-* under `max_age`, its latest earlier answers (`earlier`), to carry those still young.
+* how to ask about an item (`asker`), giving its answer and what it counts as (`Answer`);
+* its tables (`tables`) and the rows one answered item gives them (`rows`);
+* what ties a folder to its answers (`identity`), and its words for the summary.
+
+The engine only keeps and hands back what the job gave it: an item and its answer cross
+the contract as the store keeps them (JSON-ready dicts), and the job turns them into its
+own types with a `Codec`. One customer costs three calls into the job: `admit`, `ask`
+and `rows` (an answer the engine did not see given, carried or left by an older version,
+adds `judge`). `BaseJob` gives the rest defaults that most jobs keep.
 """
 
 from __future__ import annotations
@@ -20,15 +24,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from batch.log import Log
 
-I = TypeVar("I")  # noqa: E741  (an item, as in the engine's docs)
-R = TypeVar("R")
-I_contra = TypeVar("I_contra", contravariant=True)
-R_co = TypeVar("R_co", covariant=True)
-Values = Mapping[str, str | None]
+T = TypeVar("T")
+RowValues = Mapping[str, str | None]  # an input row's values by column name
+Stored = dict[str, Any]  # an item or an answer as the store keeps it: JSON-ready
+TableRows = Mapping[str, Sequence[dict[str, Any]]]  # table name -> its rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +80,35 @@ class View:
 
 
 @dataclass(frozen=True, slots=True)
-class Admitted(Generic[I]):
-    """A row the job will ask about; `key` makes it distinct (a repeat is a reject).
+class Admitted:
+    """A row the job will ask about, as the store keeps it; `key` makes it distinct (a
+    repeat is a reject).
 
     `question` digests what else the asking depends on (a name, say): an earlier answer
     to another question is not carried.
     """
 
     key: str
-    item: I
+    item: Stored
     question: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What an answer counts as: final or asked again on resume, its summary counters, and
+    why it failed (None when it did not)."""
+
+    final: bool = True
+    counters: tuple[str, ...] = ()
+    failure: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One item's answer as the store keeps it, judged once, when it was given."""
+
+    result: Stored
+    verdict: Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +116,7 @@ class Earlier:
     """An item's latest earlier answer, as the store keeps it, and the run date that asked."""
 
     key: str
-    record: dict[str, Any]
+    record: Stored
     asked_on: dt.date
     final: bool  # False: a failure, asked again before any answer that merely aged
     question: str = ""
@@ -122,16 +144,26 @@ class Tally:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-class Asker(Protocol[I_contra, R_co]):
+class Codec(Protocol[T]):
+    """How the store keeps one of a job's types: a JSON-ready dict, and back."""
+
+    def encode(self, value: T) -> Stored: ...
+
+    def decode(self, stored: Mapping[str, Any]) -> T: ...
+
+
+class Asker(Protocol):
     """Asks about one item at a time; opened once per run."""
 
-    async def ask(self, item: I_contra) -> R_co: ...
+    async def ask(self, item: Stored) -> Answer:
+        """The answer about one item, as the store will keep it, and its verdict."""
+        ...
 
     def figures(self) -> dict[str, Any]: ...
 
 
-class Job(Protocol[I, R]):
-    """A batch job as the engine runs it."""
+class Job(Protocol):
+    """A batch job as the engine runs it (`BaseJob` gives the optional parts defaults)."""
 
     unit: str  # what one item is called on a progress bar
     key_name: str  # what makes an item distinct, as rejects name it
@@ -143,23 +175,11 @@ class Job(Protocol[I, R]):
 
     def columns(self) -> Sequence[Column]: ...
 
-    def admit(self, values: Values) -> Admitted[I] | str:
+    def admit(self, values: RowValues) -> Admitted | str:
         """An item from a row's values, or why the row is rejected."""
         ...
 
-    def encode_item(self, item: I) -> dict[str, Any]: ...
-
-    def decode_item(self, stored: dict[str, Any]) -> I: ...
-
-    def encode_record(self, record: R) -> dict[str, Any]: ...
-
-    def decode_record(self, stored: dict[str, Any]) -> R: ...
-
-    def is_final(self, record: R) -> bool:
-        """False when a record is a failure to be asked again on resume."""
-        ...
-
-    def asker(self, log: Log) -> AbstractAsyncContextManager[Asker[I, R]]: ...
+    def asker(self, log: Log) -> AbstractAsyncContextManager[Asker]: ...
 
     def tables(self) -> Sequence[Table]:
         """The output tables; the first has exactly one row per item (the accounting checks it)."""
@@ -169,7 +189,7 @@ class Job(Protocol[I, R]):
         """The timeline table's fixed columns (an Arrow schema), or None for the samples' own."""
         ...
 
-    def rows(self, key: str, item: I, record: R) -> Mapping[str, Sequence[dict[str, Any]]]:
+    def rows(self, key: str, item: Stored, result: Stored) -> TableRows:
         """The rows one answered item gives each table."""
         ...
 
@@ -177,24 +197,20 @@ class Job(Protocol[I, R]):
         """The workbook's sheets, in order (empty: one sheet per table)."""
         ...
 
-    def counters(self, record: R) -> Iterable[str]:
-        """The summary counters one record adds to (e.g. its status)."""
+    def judge(self, result: Stored) -> Verdict:
+        """The verdict on an answer the engine did not see given (carried, or older)."""
         ...
 
-    def failure(self, record: R) -> str | None:
-        """Why a record is a failure, for the summary's reasons; None if it is not."""
+    def summary(self, tally: Tally) -> dict[str, Any]:
+        """The run's summary, in the job's words."""
         ...
 
-    def reject_values(self, values: Values) -> Values:
+    def reject_values(self, values: RowValues) -> RowValues:
         """A rejected row's values as the rejects file may show them."""
         ...
 
     def finish(self, written: Mapping[str, Path], aside: Any) -> dict[str, Any]:
         """Extra outputs from the written tables (`aside(name)` gives a path to publish)."""
-        ...
-
-    def summary(self, tally: Tally) -> dict[str, Any]:
-        """The run's summary, in the job's words."""
         ...
 
     def keeps_progress(self, summary: Mapping[str, Any]) -> bool:
@@ -218,3 +234,55 @@ class Job(Protocol[I, R]):
     def after_publish(self, published: Mapping[str, Path], run_log: Path) -> None:
         """Work after a dataset night is published (loading sinks, say): table -> its file."""
         ...
+
+
+class BaseJob:
+    """Defaults for the parts of `Job` most jobs do not need; a job overrides what it uses."""
+
+    extra_outputs: tuple[str, ...] = ()
+
+    def identity(self) -> dict[str, Any]:
+        return {}
+
+    def timeline_schema(self) -> Any:
+        return None  # the samples' own columns
+
+    def views(self) -> Sequence[View]:
+        return ()
+
+    def reject_values(self, values: RowValues) -> RowValues:
+        return values
+
+    def finish(self, written: Mapping[str, Path], aside: Any) -> dict[str, Any]:
+        del written, aside
+        return {}
+
+    def summary(self, tally: Tally) -> dict[str, Any]:
+        """The tally's plain figures."""
+        return {
+            "state": tally.state,
+            "reason": tally.reason,
+            "rows": tally.rows,
+            "rejected": tally.rejected,
+            "items": tally.items,
+            "unanswered": tally.unanswered,
+            "counters": dict(tally.counters),
+            "accounting_ok": tally.accounting_ok,
+        }
+
+    def keeps_progress(self, summary: Mapping[str, Any]) -> bool:
+        del summary
+        return False
+
+    def earlier(self) -> Iterable[Earlier]:
+        return ()
+
+    def run_log(self, summary: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+        """The run's state and item count."""
+        import pyarrow as pa  # noqa: PLC0415  (the engine's import stays light)
+
+        schema = pa.schema([("state", pa.string()), ("items", pa.int64())])
+        return {"state": summary.get("state"), "items": summary.get("items")}, schema
+
+    def after_publish(self, published: Mapping[str, Path], run_log: Path) -> None:
+        del published, run_log

@@ -122,7 +122,7 @@ def page_after_failures(root: Path, customers: int) -> float:
         items = [NewItem(i + 2, f"k{i}", payload) for i in range(start, end)]
         store.ingest_chunk(items, [], rows=end)
     half = customers // 2
-    store.record([(seq, "error", {"length": None}) for seq in range(10, half, 10)])
+    store.record([(seq, "error", {"length": None}, None) for seq in range(10, half, 10)])
     began = time.perf_counter()
     for _ in range(100):
         store.open_items((0, 0, half), 64)

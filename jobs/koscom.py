@@ -10,8 +10,21 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from batch.contract import Admitted, Column, Earlier, Table, Tally, Values, View
-from batch.errors import InputError, UsageError
+from batch.contract import (
+    Admitted,
+    Answer,
+    BaseJob,
+    Column,
+    Earlier,
+    RowValues,
+    Stored,
+    Table,
+    TableRows,
+    Tally,
+    Verdict,
+    View,
+)
+from batch.errors import InputError
 from batch.http.gate import GateStats
 from batch.log import Log
 from batch.outputs.writer import TableWriter
@@ -33,13 +46,7 @@ from jobs.dataset.summary import run_log_row, summary_of
 from jobs.exits import TOO_MANY_ERRORS
 from jobs.privacy import Redactor, Sealer, input_pieces
 from jobs.reconcile import reconcile
-from jobs.record import (
-    CustomerRecord,
-    customer_from_store,
-    customer_to_store,
-    record_from_store,
-    record_to_store,
-)
+from jobs.record import CustomerCodec, CustomerRecord, RecordCodec
 from jobs.settings import RunSettings
 from jobs.validation import customer_or_problem, kept_problem
 
@@ -48,26 +55,34 @@ CI_ALIASES = ("ci", "CI", "고객CI", "연계정보")
 NAME_ALIASES = ("kor_name", "성명", "이름", "고객명", "name", "korName", "한글성명")
 # CP949 is a superset of EUC-KR, and what Korean Excel writes.
 LEGACY_ENCODINGS = {"cp949": "cp949", "euc_kr": "cp949", "johab": "cp949", "iso2022_kr": "cp949"}
+RECORDS = RecordCodec()
 
 
 class KoscomAsker:
     """Asks both APIs about one customer and reconciles the answers."""
 
     def __init__(
-        self, client: KoscomClient, rate: float, redactor: Redactor, run_date: dt.date
+        self,
+        client: KoscomClient,
+        rate: float,
+        redactor: Redactor,
+        run_date: dt.date,
+        customers: CustomerCodec,
     ) -> None:
         self._client = client
+        self._customers = customers
         self._run_date = run_date
         self._rate = rate
         self._redactor = redactor
         self._began = time.monotonic()
 
-    async def ask(self, item: Customer) -> CustomerRecord:
-        membership, consent = await self._client.check(item)
+    async def ask(self, item: Stored) -> Answer:
+        membership, consent = await self._client.check(self._customers.decode(item))
         outcome = reconcile(membership, consent)
         if outcome.error:  # what it quotes of a server was cleaned; this is a second pass
             outcome = dataclasses.replace(outcome, error=self._redactor.text(outcome.error))
-        return CustomerRecord(outcome, dt.datetime.now(dt.UTC), self._run_date)
+        record = CustomerRecord(outcome, dt.datetime.now(dt.UTC), self._run_date)
+        return Answer(RECORDS.encode(record), record.verdict)
 
     def suspects(self) -> set[object]:
         """Customers answered on a connection that carried an answer nobody asked for."""
@@ -85,7 +100,7 @@ class KoscomAsker:
         }
 
 
-class KoscomJob:
+class KoscomJob(BaseJob):
     """Implements `batch.contract.Job` for customers (CI and name) and KOSCOM's two APIs."""
 
     unit = "cust"
@@ -99,6 +114,7 @@ class KoscomJob:
         self._client: KoscomClient | None = None
         key = settings.pseudonym_key
         self._sealer = Sealer(key) if key else None
+        self._customers = CustomerCodec(self._sealer)
 
     def identity(self) -> dict[str, Any]:
         settings = self.settings
@@ -122,7 +138,7 @@ class KoscomJob:
             *(Column(name, "keep_columns", suggest=False) for name in settings.keep_columns),
         ]
 
-    def admit(self, values: Values) -> Admitted[Customer] | str:
+    def admit(self, values: RowValues) -> Admitted | str:
         settings = self.settings
         verdict = customer_or_problem(
             values.get(settings.ci_column),
@@ -145,28 +161,8 @@ class KoscomJob:
         # The store's key is what outputs show: the CI, or its HMAC under --pseudonymize.
         customer = Customer(verdict.ci, verdict.kor_name, kept)
         question = question_of(verdict.kor_name, settings.pseudonym_key)
-        return Admitted(settings.ci_value(verdict.ci), customer, question)
-
-    def encode_item(self, item: Customer) -> dict[str, Any]:
-        if self._sealer is not None:
-            return {"sealed": self._sealer.seal(customer_to_store(item))}
-        return customer_to_store(item)
-
-    def decode_item(self, stored: dict[str, Any]) -> Customer:
-        if "sealed" in stored:
-            if self._sealer is None:
-                raise UsageError("the progress store is sealed: run with --pseudonymize")
-            return customer_from_store(self._sealer.open(stored["sealed"]))
-        return customer_from_store(stored)
-
-    def encode_record(self, record: CustomerRecord) -> dict[str, Any]:
-        return record_to_store(record)
-
-    def decode_record(self, stored: dict[str, Any]) -> CustomerRecord:
-        return record_from_store(stored)
-
-    def is_final(self, record: CustomerRecord) -> bool:
-        return record.is_final
+        key = settings.ci_value(verdict.ci)
+        return Admitted(key, self._customers.encode(customer), question)
 
     @contextlib.asynccontextmanager
     async def asker(self, log: Log) -> AsyncIterator[KoscomAsker]:
@@ -175,7 +171,8 @@ class KoscomJob:
         redactor = Redactor(secrets)
         async with KoscomClient(client, log, redactor) as opened:
             self._client = opened
-            yield KoscomAsker(opened, client.rate, redactor, self.settings.run_date)
+            run_date = self.settings.run_date
+            yield KoscomAsker(opened, client.rate, redactor, run_date, self._customers)
 
     def request_figures(self) -> Mapping[str, Any]:
         """What the last asking phase sent and got back (nothing, when nothing was asked)."""
@@ -203,29 +200,23 @@ class KoscomJob:
     def timeline_schema(self) -> Any:
         return timeline_schema()
 
-    def rows(
-        self, key: str, item: Customer, record: CustomerRecord
-    ) -> Mapping[str, Sequence[dict[str, Any]]]:
+    def rows(self, key: str, item: Stored, result: Stored) -> TableRows:
         ci_field, ci = self.settings.ci_field, key  # the key is already as outputs show it
+        customer, record = self._customers.decode(item), RECORDS.decode(result)
         if record.asked_on is None:  # answered before asked_on was recorded: tonight's run
             record = dataclasses.replace(record, asked_on=self.settings.run_date)
         return {
-            "reconciled": [reconciled_row(item, record, ci, ci_field)],
+            "reconciled": [reconciled_row(customer, record, ci, ci_field)],
             "accounts": account_rows(record, ci, ci_field),
         }
 
     def views(self) -> Sequence[View]:
         return workbook_views(self.settings.ci_field, self.settings.keep_columns)
 
-    def counters(self, record: CustomerRecord) -> Iterable[str]:
-        yield record.outcome.status.value
-        if record.outcome.inconsistent:
-            yield "inconsistent"
+    def judge(self, result: Stored) -> Verdict:
+        return RECORDS.decode(result).verdict
 
-    def failure(self, record: CustomerRecord) -> str | None:
-        return record.outcome.error
-
-    def reject_values(self, values: Values) -> Values:
+    def reject_values(self, values: RowValues) -> RowValues:
         """Under --pseudonymize no raw CI survives a reject, whatever column it shifted into.
 
         The CI column shows its HMAC under a name that says so; in every other column,

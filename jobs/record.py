@@ -1,12 +1,17 @@
-"""One customer's record, and the one place it is turned into and out of what the store keeps."""
+"""One customer's record, its verdict, and the one place customers and records are turned
+into and out of what the store keeps (the codecs)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from batch.contract import Verdict
+from batch.errors import UsageError
 from jobs.api.models import Customer, VirtualAccount
+from jobs.privacy import Sealer
 from jobs.reconcile import Reconciled, Status
 
 
@@ -24,6 +29,43 @@ class CustomerRecord:
         """An error is asked again on resume; anything else is final."""
         return self.outcome.status is not Status.ERROR
 
+    @property
+    def verdict(self) -> Verdict:
+        """Final or not, the summary's counters (its status, and whether it is inconsistent),
+        and the error that makes it a failure."""
+        outcome = self.outcome
+        counters = (outcome.status.value, *(("inconsistent",) if outcome.inconsistent else ()))
+        return Verdict(self.is_final, counters, outcome.error)
+
+
+class CustomerCodec:
+    """Customers as the store keeps them: sealed under --pseudonymize, else plain JSON."""
+
+    def __init__(self, sealer: Sealer | None) -> None:
+        self._sealer = sealer
+
+    def encode(self, value: Customer) -> dict[str, Any]:
+        if self._sealer is not None:
+            return {"sealed": self._sealer.seal(customer_to_store(value))}
+        return customer_to_store(value)
+
+    def decode(self, stored: Mapping[str, Any]) -> Customer:
+        if "sealed" in stored:
+            if self._sealer is None:
+                raise UsageError("the progress store is sealed: run with --pseudonymize")
+            return customer_from_store(self._sealer.open(stored["sealed"]))
+        return customer_from_store(stored)
+
+
+class RecordCodec:
+    """Records as the store keeps them (`record_to_store` and back)."""
+
+    def encode(self, value: CustomerRecord) -> dict[str, Any]:
+        return record_to_store(value)
+
+    def decode(self, stored: Mapping[str, Any]) -> CustomerRecord:
+        return record_from_store(stored)
+
 
 def customer_to_store(customer: Customer) -> dict[str, Any]:
     stored: dict[str, Any] = {"ci": customer.ci, "kor_name": customer.kor_name}
@@ -32,7 +74,7 @@ def customer_to_store(customer: Customer) -> dict[str, Any]:
     return stored
 
 
-def customer_from_store(stored: dict[str, Any]) -> Customer:
+def customer_from_store(stored: Mapping[str, Any]) -> Customer:
     kept = tuple((str(k), v) for k, v in (stored.get("keep") or {}).items())
     return Customer(stored["ci"], stored["kor_name"], kept)
 
@@ -55,7 +97,7 @@ def record_to_store(record: CustomerRecord) -> dict[str, Any]:
     }
 
 
-def record_from_store(stored: dict[str, Any]) -> CustomerRecord:
+def record_from_store(stored: Mapping[str, Any]) -> CustomerRecord:
     terms = stored.get("terms_expire_date")
     outcome = Reconciled(
         membership=stored.get("membership"),

@@ -18,7 +18,19 @@ from typing import Any
 
 import pyarrow as pa
 
-from batch.contract import Admitted, Column, Earlier, Table, Tally, Values, View
+from batch.contract import (
+    Admitted,
+    Answer,
+    BaseJob,
+    Column,
+    Earlier,
+    RowValues,
+    Stored,
+    Table,
+    TableRows,
+    Tally,
+    Verdict,
+)
 from batch.errors import PausedError
 from batch.run.lifecycle import run_batch
 from batch.settings import BatchResult, BatchSettings
@@ -30,6 +42,16 @@ class Measured:
 
     length: int | None
     failure: str | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        """A failure is asked again; the counter says which it was."""
+        counter = "failed" if self.failure else "measured"
+        return Verdict(self.failure is None, (counter,), self.failure)
+
+    @property
+    def stored(self) -> Stored:
+        return {"length": self.length, "failure": self.failure}
 
 
 @dataclass
@@ -50,7 +72,11 @@ class FakeAsker:
     def __init__(self, behaviour: Behaviour) -> None:
         self.behaviour = behaviour
 
-    async def ask(self, item: str) -> Measured:
+    async def ask(self, stored: Stored) -> Answer:
+        measured = await self._measure(str(stored["word"]))
+        return Answer(measured.stored, measured.verdict)
+
+    async def _measure(self, item: str) -> Measured:
         behaviour = self.behaviour
         if behaviour.pause_after is not None and sum(behaviour.asked.values()) >= (
             behaviour.pause_after
@@ -70,12 +96,11 @@ class FakeAsker:
         return {"asked": sum(self.behaviour.asked.values())}
 
 
-class WordJob:
+class WordJob(BaseJob):
     """Implements batch.contract.Job: a `word` column; distinct words; a `lengths` table."""
 
     unit = "word"
     key_name = "word"
-    extra_outputs: tuple[str, ...] = ()
 
     def __init__(self, behaviour: Behaviour | None = None) -> None:
         self.behaviour = behaviour or Behaviour()
@@ -86,26 +111,11 @@ class WordJob:
     def columns(self) -> Sequence[Column]:
         return [Column("word", "word_column")]
 
-    def admit(self, values: Values) -> Admitted[str] | str:
+    def admit(self, values: RowValues) -> Admitted | str:
         word = (values.get("word") or "").strip()
         if not word.isalpha():
             return "word is not letters"
-        return Admitted(word.lower(), word.lower())
-
-    def encode_item(self, item: str) -> dict[str, Any]:
-        return {"word": item}
-
-    def decode_item(self, stored: dict[str, Any]) -> str:
-        return str(stored["word"])
-
-    def encode_record(self, record: Measured) -> dict[str, Any]:
-        return {"length": record.length, "failure": record.failure}
-
-    def decode_record(self, stored: dict[str, Any]) -> Measured:
-        return Measured(stored["length"], stored["failure"])
-
-    def is_final(self, record: Measured) -> bool:
-        return record.failure is None
+        return Admitted(word.lower(), {"word": word.lower()})
 
     @contextlib.asynccontextmanager
     async def asker(self, log: Any) -> AsyncIterator[FakeAsker]:
@@ -118,28 +128,15 @@ class WordJob:
         )
         return [Table("lengths", schema)]
 
-    def timeline_schema(self) -> Any:
-        return None  # the samples' own columns
-
-    def rows(self, key: str, item: str, record: Measured) -> Mapping[str, Sequence[dict[str, Any]]]:
-        if item in self.behaviour.drop_rows_of:
+    def rows(self, key: str, item: Stored, result: Stored) -> TableRows:
+        if item["word"] in self.behaviour.drop_rows_of:
             return {"lengths": []}
-        return {"lengths": [{"word": key, "length": record.length, "failure": record.failure}]}
+        return {
+            "lengths": [{"word": key, "length": result["length"], "failure": result["failure"]}]
+        }
 
-    def views(self) -> Sequence[View]:
-        return ()
-
-    def counters(self, record: Measured) -> Iterable[str]:
-        yield "failed" if record.failure else "measured"
-
-    def failure(self, record: Measured) -> str | None:
-        return record.failure
-
-    def reject_values(self, values: Values) -> Values:
-        return values
-
-    def finish(self, written: Mapping[str, Path], aside: Any) -> dict[str, Any]:
-        return {}
+    def judge(self, result: Stored) -> Verdict:
+        return Measured(result["length"], result["failure"]).verdict
 
     def summary(self, tally: Tally) -> dict[str, Any]:
         return {
@@ -167,9 +164,6 @@ class WordJob:
     def run_log(self, summary: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
         schema = pa.schema([("state", pa.string()), ("words", pa.int64())])
         return {"state": summary["state"], "words": summary.get("words")}, schema
-
-    def after_publish(self, published: Mapping[str, Path], run_log: Path) -> None:
-        return None
 
 
 class QuietLog:

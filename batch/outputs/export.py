@@ -32,7 +32,7 @@ class Exported:
 
 def export_tables(
     store: ProgressStore,
-    job: Job[Any, Any],
+    job: Job,
     outputs: OutputSet,
     file_format: str,
     zone: str = "UTC",
@@ -61,14 +61,13 @@ def export_tables(
             for stored in batch:
                 if stored.result is None:
                     continue
-                item = job.decode_item(stored.payload)
-                record = job.decode_record(stored.result)
                 exported.answered += 1
-                exported.counters.update(job.counters(record))
-                failure = job.failure(record)
-                if failure:
-                    exported.failures[failure] += 1
-                item_rows = job.rows(stored.key, item, record)
+                # Judged when it was given; a carried or older answer is judged now, once.
+                verdict = stored.verdict or job.judge(stored.result)
+                exported.counters.update(verdict.counters)
+                if verdict.failure:
+                    exported.failures[verdict.failure] += 1
+                item_rows = job.rows(stored.key, stored.payload, stored.result)
                 if sheets is not None:
                     sheets.add(item_rows)
                 for name, table_rows in item_rows.items():
@@ -98,7 +97,7 @@ def export_tables(
     return exported
 
 
-def write_rejects(path: Path, store: ProgressStore, job: Job[Any, Any]) -> None:
+def write_rejects(path: Path, store: ProgressStore, job: Job) -> None:
     """Rejected rows with their values as stored (as the job let them show), UTF-8 with a BOM."""
     columns: list[str] = json.loads(store.get_meta("columns") or "[]")
     header = list(job.reject_values(dict.fromkeys(columns)).keys())  # names only
@@ -112,7 +111,7 @@ def write_rejects(path: Path, store: ProgressStore, job: Job[Any, Any]) -> None:
             )
 
 
-def remove_stale(out_dir: Path, job: Job[Any, Any], published: tuple[Path, ...]) -> None:
+def remove_stale(out_dir: Path, job: Job, published: tuple[Path, ...]) -> None:
     """A run in another format leaves none of the last format's table files behind."""
     for table in job.tables():
         for ext in FORMATS:

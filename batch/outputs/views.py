@@ -27,7 +27,7 @@ class Sheets:
     """Writes each item's rows into every view they belong to; counts each table's rows."""
 
     def __init__(
-        self, book: Workbook, job: Job[Any, Any], tables: Sequence[Table], store: ProgressStore
+        self, book: Workbook, job: Job, tables: Sequence[Table], store: ProgressStore
     ) -> None:
         import pyarrow as pa  # noqa: PLC0415  (lazy: keeps --help fast)
 

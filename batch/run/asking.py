@@ -29,7 +29,7 @@ class Asked:
 
 
 async def ask_all(
-    job: Job[Any, Any], settings: BatchSettings, store: ProgressStore, log: Log, open_items: int
+    job: Job, settings: BatchSettings, store: ProgressStore, log: Log, open_items: int
 ) -> Asked:
     """Answer every open item; a `RunError` that stops the run is returned, not raised."""
     async with job.asker(log) as asker:
@@ -45,9 +45,10 @@ async def ask_all(
 
         async def answer(open_item: OpenItem) -> Outcome:
             ASKING.set(open_item.seq)  # the gate notes which connection answered which item
-            record = await asker.ask(job.decode_item(open_item.payload))
-            state = "done" if job.is_final(record) else "error"
-            return Outcome(state, job.encode_record(record), _label(job, record, state))
+            answer = await asker.ask(open_item.payload)
+            verdict = answer.verdict
+            state = "done" if verdict.final else "error"
+            return Outcome(state, answer.result, verdict)
 
         runner = Runner(
             store,
@@ -81,24 +82,28 @@ async def ask_all(
     return Asked(figures, stop)
 
 
-def _label(job: Job[Any, Any], record: Any, state: str) -> str:
-    """What a progress line counts a record as: its first counter (the summary's word)."""
-    return next(iter(job.counters(record)), state)
-
-
-def _answered_before(job: Job[Any, Any], store: ProgressStore) -> Counter[str]:
+def _answered_before(job: Job, store: ProgressStore) -> Counter[str]:
     """The labels of the final answers the store already holds (a resume's, carried ones).
 
     One scan of the store, and only when it holds any: the progress line then starts
-    where the run stands, and its last frame equals the summary.
+    where the run stands, and its last frame equals the summary. An answer without a
+    verdict (carried, or kept by an older version) is judged here and its verdict kept,
+    so the export does not judge it again.
     """
     found: Counter[str] = Counter()
     if store.counts()["done"] == 0:
         return found
     for batch in store.iter_items():
+        judged = []
         for stored in batch:
             if stored.state == "done" and stored.result is not None:
-                found[_label(job, job.decode_record(stored.result), "done")] += 1
+                verdict = stored.verdict
+                if verdict is None:
+                    verdict = job.judge(stored.result)
+                    judged.append((stored.seq, stored.state, stored.result, verdict))
+                found[Outcome(stored.state, stored.result, verdict).label] += 1
+        if judged:
+            store.record(judged)
     return found
 
 
@@ -134,7 +139,7 @@ async def ask_again(
     async def one(item: OpenItem) -> None:
         async with slots:
             outcome = await answer(item)
-            store.record([(item.seq, outcome.state, outcome.result)])
+            store.record([(item.seq, *outcome.stored)])
 
     await asyncio.gather(*(one(item) for item in _suspects(asker, store, log)))
 

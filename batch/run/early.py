@@ -24,7 +24,7 @@ from batch.settings import BatchSettings
 
 
 def open_input(
-    job: Job[Any, Any], settings: BatchSettings, log: Log, started: dt.datetime
+    job: Job, settings: BatchSettings, log: Log, started: dt.datetime
 ) -> tuple[InputFile, Layout, dict[str, Any]]:
     """The input, its header and columns, and the identity its hash gives the folder."""
     try:
@@ -51,7 +51,7 @@ def stopped_by(signum: int) -> str:
 
 
 def stopped_early(
-    job: Job[Any, Any], settings: BatchSettings, log: Log, started: dt.datetime, stop: Interrupted
+    job: Job, settings: BatchSettings, log: Log, started: dt.datetime, stop: Interrupted
 ) -> None:
     """Leave the summary (and run-log row) of a run stopped before it read anything."""
     tally = Tally(
@@ -76,7 +76,7 @@ def stopped_early(
 
 
 def leave_stop_summary(
-    job: Job[Any, Any],
+    job: Job,
     settings: BatchSettings,
     log: Log,
     summary_of: Callable[[], dict[str, Any]],

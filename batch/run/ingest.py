@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from batch.contract import Admitted, Job, Values
+from batch.contract import Admitted, Job, RowValues
 from batch.errors import InputError, ResumeMismatch
 from batch.inputs.reader import InputFile, Layout, RawRow
 from batch.log import Log
@@ -19,7 +19,7 @@ from batch.store.items import NewItem, Reject
 from batch.store.progress_store import ProgressStore
 
 
-def identity_of(job: Job[Any, Any], settings: BatchSettings, source: InputFile) -> dict[str, Any]:
+def identity_of(job: Job, settings: BatchSettings, source: InputFile) -> dict[str, Any]:
     """What ties the folder to this input: its bytes, the job, and how it is read."""
     given: dict[str, Any] = {
         "encoding": settings.encoding,
@@ -53,7 +53,7 @@ def ingest(
     store: ProgressStore,
     source: InputFile,
     layout: Layout,
-    job: Job[Any, Any],
+    job: Job,
     chunk_rows: int,
     *,
     log: Log,
@@ -103,14 +103,14 @@ def check_input(store: ProgressStore, source: InputFile, layout: Layout, *, read
 
 
 def admit_chunk(
-    store: ProgressStore, chunk: Sequence[RawRow], job: Job[Any, Any]
+    store: ProgressStore, chunk: Sequence[RawRow], job: Job
 ) -> tuple[list[NewItem], list[Reject]]:
     """Split a chunk into new items and rejects (unreadable, refused, or a key seen before)."""
     rejects: list[Reject] = []
-    admitted: list[tuple[RawRow, Admitted[Any]]] = []
+    admitted: list[tuple[RawRow, Admitted]] = []
 
     # The store keeps a reject only as the job lets it show (under a pseudonym, say).
-    def shown(values: Values) -> dict[str, Any]:
+    def shown(values: RowValues) -> dict[str, Any]:
         return dict(job.reject_values(values))
 
     for raw in chunk:
@@ -131,5 +131,5 @@ def admit_chunk(
             rejects.append(Reject(raw.row, reason, shown(raw.values)))
             continue
         first_seen[entry.key] = raw.row
-        items.append(NewItem(raw.row, entry.key, job.encode_item(entry.item), entry.question))
+        items.append(NewItem(raw.row, entry.key, entry.item, entry.question))
     return items, rejects

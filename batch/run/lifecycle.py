@@ -72,7 +72,7 @@ from batch.store.progress_store import ProgressStore
 _STOP_STATES = ((PausedError, "paused"), (Interrupted, "stopped"), (AbortError, "aborted"))
 
 
-def run_batch(job: Job[Any, Any], settings: BatchSettings, log: Log) -> BatchResult:
+def run_batch(job: Job, settings: BatchSettings, log: Log) -> BatchResult:
     """Run the life cycle once; raise a `RunError` for every way it can stop early."""
     started = _now()
     out_dir = settings.out_dir
@@ -112,7 +112,7 @@ class _Life:
 
     def __init__(
         self,
-        job: Job[Any, Any],
+        job: Job,
         settings: BatchSettings,
         store: ProgressStore,
         log: Log,

@@ -28,7 +28,7 @@ def forget_published(store: ProgressStore) -> None:
         store.set_meta(PUBLISHED, "")
 
 
-def after_publish(job: Job[Any, Any], root: Path, published: Sequence[Path]) -> None:
+def after_publish(job: Job, root: Path, published: Sequence[Path]) -> None:
     by_table = {path.name.split(".", 1)[0]: path for path in published}
     job.after_publish(by_table, run_log_path(root))
 
@@ -46,7 +46,7 @@ def published_files(store: ProgressStore) -> tuple[Path, ...] | None:
 
 
 def finish_published(
-    job: Job[Any, Any], root: Path, published: tuple[Path, ...], log: Log
+    job: Job, root: Path, published: tuple[Path, ...], log: Log
 ) -> dict[str, Any]:
     """The after-publish work again; the night's summary as the job amended it."""
     log.info("published_before", dataset=str(root))

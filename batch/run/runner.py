@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from batch.contract import Verdict
 from batch.errors import (
     Interrupted,
     PausedError,
@@ -27,12 +28,23 @@ from batch.store.progress_store import ProgressStore
 class Outcome:
     """What one item ended as: `done` (final) or `error` (asked again on resume).
 
-    `result` is the record as the store keeps it; `label` is what a progress bar counts.
+    `result` is the answer as the store keeps it; `verdict`, the job's judgement of it,
+    is kept beside it so that the export need not judge it again.
     """
 
     state: str
     result: dict[str, Any]
-    label: str = ""
+    verdict: Verdict | None = None
+
+    @property
+    def label(self) -> str:
+        """What a progress bar counts: the verdict's first counter, or the state."""
+        counters = self.verdict.counters if self.verdict is not None else ()
+        return counters[0] if counters else self.state
+
+    @property
+    def stored(self) -> tuple[str, dict[str, Any], Verdict | None]:
+        return (self.state, self.result, self.verdict)
 
 
 Handler = Callable[[OpenItem], Awaitable[Outcome]]
@@ -208,7 +220,7 @@ class Runner:
             await asyncio.sleep(0)  # one loop turn: answers arriving now join this commit
             batch = self._take_uncommitted()
             if batch:
-                rows = [(seq, outcome.state, outcome.result) for seq, outcome, _ in batch]
+                rows = [(seq, *outcome.stored) for seq, outcome, _ in batch]
                 try:
                     await loop.run_in_executor(self._store_thread, self._store.record, rows)
                 except Exception as exc:  # a full disk, a lock held too long, a corrupt file
@@ -235,7 +247,7 @@ class Runner:
     def _finish(self, batch: list[tuple[int, Outcome, asyncio.Future[None]]]) -> None:
         """Commit on the calling thread: only once the run's tasks are gone."""
         if batch:
-            self._store.record([(seq, outcome.state, outcome.result) for seq, outcome, _ in batch])
+            self._store.record([(seq, *outcome.stored) for seq, outcome, _ in batch])
             self._after_commit(batch)
 
     def _after_commit(self, batch: list[tuple[int, Outcome, asyncio.Future[None]]]) -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from batch.contract import Verdict
+
 
 @dataclass(frozen=True, slots=True)
 class NewItem:
@@ -50,3 +54,20 @@ class StoredItem:
     payload: dict[str, Any]
     state: str
     result: dict[str, Any] | None
+    verdict: Verdict | None = None  # None: judged at export (carried, or kept by an older run)
+
+
+def verdict_text(verdict: Verdict | None) -> str | None:
+    """A verdict as the store keeps it: JSON text."""
+    if verdict is None:
+        return None
+    known = {"final": verdict.final, "counters": verdict.counters, "failure": verdict.failure}
+    return orjson.dumps(known).decode()
+
+
+def verdict_of(text: str | None) -> Verdict | None:
+    """A verdict from the store's text."""
+    if text is None:
+        return None
+    known = orjson.loads(text)
+    return Verdict(bool(known["final"]), tuple(known["counters"]), known["failure"])

@@ -10,9 +10,10 @@ from typing import Any
 
 import orjson
 
+from batch.contract import Verdict
 from batch.errors import StoreError, UsageError, describe_store_error
 from batch.store.folder import check_existing_private, ensure_private, remove_store
-from batch.store.items import NewItem, OpenItem, Reject, StoredItem
+from batch.store.items import NewItem, OpenItem, Reject, StoredItem, verdict_of, verdict_text
 from batch.store.schema import ADDED_COLUMNS, PLAN_SQL, QUEUE_INDEX, SCHEMA
 
 SCHEMA_VERSION = "1"
@@ -206,7 +207,7 @@ class ProgressStore:
     def _plan(self, young_after: int) -> dict[str, int]:
         self._db.execute("DELETE FROM earlier WHERE key NOT IN (SELECT key FROM items)")
         carry = (
-            "state = 'done', result = e.result, carried = 1, since = e.asked_on",
+            "state = 'done', result = e.result, verdict = NULL, carried = 1, since = e.asked_on",
             "e.final AND e.asked_on > ?",
         )
         failed = ("rank = 1", "NOT e.final")
@@ -231,7 +232,7 @@ class ProgressStore:
         """Forget these items' answers (they may be others'): asked again, now or on resume."""
         with self._transaction():
             self._db.executemany(
-                "UPDATE items SET state = 'pending', result = NULL WHERE seq = ?",
+                "UPDATE items SET state = 'pending', result = NULL, verdict = NULL WHERE seq = ?",
                 [(seq,) for seq in seqs],
             )
             rows = [
@@ -242,12 +243,15 @@ class ProgressStore:
             ]
         return [OpenItem(s, r, orjson.loads(p), k, n) for s, r, p, k, n in filter(None, rows)]
 
-    def record(self, answers: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
-        """Store answers (seq, state, result) in one transaction."""
+    def record(self, answers: Sequence[tuple[int, str, dict[str, Any], Verdict | None]]) -> None:
+        """Store answers (seq, state, result, verdict) in one transaction."""
         with self._transaction():
             self._db.executemany(
-                "UPDATE items SET state = ?, result = ? WHERE seq = ?",
-                [(state, _dumps(result), seq) for seq, state, result in answers],
+                "UPDATE items SET state = ?, result = ?, verdict = ? WHERE seq = ?",
+                [
+                    (state, _dumps(result), verdict_text(verdict), seq)
+                    for seq, state, result, verdict in answers
+                ],
             )
 
     def iter_items(self, batch: int = 10_000) -> Iterator[list[StoredItem]]:
@@ -255,15 +259,17 @@ class ProgressStore:
         last = 0
         while True:
             rows = self._db.execute(
-                "SELECT seq, row, key, payload, state, result FROM items WHERE seq > ? "
+                "SELECT seq, row, key, payload, state, result, verdict FROM items WHERE seq > ? "
                 "ORDER BY seq LIMIT ?",
                 (last, batch),
             ).fetchall()
             if not rows:
                 return
             yield [
-                StoredItem(seq, row, key, orjson.loads(payload), state, _loads(result))
-                for seq, row, key, payload, state, result in rows
+                StoredItem(
+                    seq, row, key, orjson.loads(payload), state, _loads(result), verdict_of(verdict)
+                )
+                for seq, row, key, payload, state, result, verdict in rows
             ]
             last = rows[-1][0]
 

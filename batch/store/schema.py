@@ -29,6 +29,8 @@ ADDED_COLUMNS = {
     "rank": "INTEGER NOT NULL DEFAULT 0",  # ask order: 0 new, 1 failed before, 2 aged out
     "since": "INTEGER NOT NULL DEFAULT 0",  # day number of the last asking (aged or carried)
     "carried": "INTEGER NOT NULL DEFAULT 0",  # 1: an earlier run's answer, not asked tonight
+    # JSON: the job's verdict on the answer, kept when it was given (None: judged at export).
+    "verdict": "TEXT",
 }
 # An item answered before, to the same question, and not yet planned.
 PLAN_SQL = (
