@@ -10,16 +10,12 @@ from typing import Any
 from batch.errors import PausedError, UsageError
 from batch.log import Log
 from batch.run.lifecycle import run_batch
-from batch.settings import BatchSettings
 from jobs.dataset.columns import check_columns, check_kept_names
 from jobs.dataset.upgrade import check_schema
-from jobs.koscom import LEGACY_ENCODINGS, KoscomJob
+from jobs.koscom import KoscomJob
 from jobs.settings import RunSettings
 
 __all__ = ["RunResult", "RunSettings", "run"]
-
-STALL_MARGIN = 600.0  # s: retries back off 15 s at most, five times, on two questions
-DISPLAY_ZONE = "Asia/Seoul"  # xlsx shows times in KST, as the service's staff read them
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,38 +34,14 @@ def run(settings: RunSettings, log: Log) -> RunResult:
     if settings.pseudonym_key and settings.ci_column in settings.keep_columns:
         name = settings.ci_column
         raise UsageError(f"--keep-columns {name!r} would write raw CIs under --pseudonymize")
-    if settings.dataset_root is not None and settings.dataset_root.is_dir():
-        check_schema(settings.dataset_root)
-        check_columns(settings.dataset_root, settings.ci_field, settings.keep_columns)
-    engine = BatchSettings(
-        input_path=settings.input_path,
-        out_dir=settings.out_dir,
-        workers=settings.client.concurrency,
-        drain_timeout=settings.client.timeout + 2,
-        file_format=settings.file_format,
-        encoding=settings.encoding,
-        legacy_encodings=LEGACY_ENCODINGS,
-        sheet=settings.sheet,
-        delimiter=settings.delimiter,
-        header_row=settings.header_row,
-        fresh=settings.fresh,
-        keep_progress=settings.keep_progress,
-        # Longer than any wait the gate allows: the longest outage, then a customer's retries.
-        stall_timeout=settings.client.max_outage + STALL_MARGIN,
-        chunk_rows=settings.chunk_rows,
-        dry_run=settings.dry_run,
-        progress_tty=settings.progress_tty,
-        progress_interval=settings.progress_interval,
-        dataset_root=settings.dataset_root,
-        run_date=settings.run_date,
-        file_mode=settings.file_mode,
-        display_zone=DISPLAY_ZONE,
-        max_age=settings.max_age,
-    )
+    root = settings.engine.dataset_root
+    if root is not None and root.is_dir():
+        check_schema(root)
+        check_columns(root, settings.ci_field, settings.keep_columns)
     try:
-        result = run_batch(KoscomJob(settings, log), engine, log)
+        result = run_batch(KoscomJob(settings, log), settings.engine, log)
     except PausedError as paused:
-        remaining = _summary(settings.out_dir).get("unanswered", "some")
+        remaining = _summary(settings.engine.out_dir).get("unanswered", "some")
         raise PausedError(
             f"{paused}; {remaining} customers remain: run the same command again "
             "after the daily reset (09:00 KST) to finish them"

@@ -53,8 +53,6 @@ from jobs.validation import customer_or_problem, kept_problem
 # Headers people give the two columns; one of them is suggested when the default is missing.
 CI_ALIASES = ("ci", "CI", "고객CI", "연계정보")
 NAME_ALIASES = ("kor_name", "성명", "이름", "고객명", "name", "korName", "한글성명")
-# CP949 is a superset of EUC-KR, and what Korean Excel writes.
-LEGACY_ENCODINGS = {"cp949": "cp949", "euc_kr": "cp949", "johab": "cp949", "iso2022_kr": "cp949"}
 RECORDS = RecordCodec()
 
 
@@ -125,7 +123,7 @@ class KoscomJob(BaseJob):
             "srv_id": settings.client.partner.srv_id,
             "base_url": settings.client.base_url.rstrip("/"),  # never mix two hosts' answers
             "keep_columns": list(settings.keep_columns),
-            "sheet": settings.sheet,
+            "sheet": settings.engine.sheet,
             # Store keys are HMACs under --pseudonymize: another key could not resume.
             "pseudonym_key_id": self._sealer.key_id if self._sealer else None,
         }
@@ -239,23 +237,23 @@ class KoscomJob(BaseJob):
 
     def finish(self, written: Mapping[str, Path], aside: Any) -> dict[str, Any]:
         """Under --dataset, the change feed against the last good night."""
-        settings = self.settings
-        if settings.dataset_root is None:
+        settings, engine = self.settings, self.settings.engine
+        if engine.dataset_root is None:
             return {}
         changes = compute_changes(
-            settings.dataset_root,
+            engine.dataset_root,
             (written["reconciled"], written["accounts"]),
             settings.run_date,
             settings.ci_field,
         )
-        path = aside(f"changes.{settings.file_format}")
-        with TableWriter(path, changes.schema, settings.file_format, DICTIONARY_COLUMNS) as feed:
+        path = aside(f"changes.{engine.file_format}")
+        with TableWriter(path, changes.schema, engine.file_format, DICTIONARY_COLUMNS) as feed:
             feed.write_table(changes)
         events: dict[str, int] = {}
         for event in changes.column("event").to_pylist():
             events[event] = events.get(event, 0) + 1
         extra: dict[str, Any] = {"changes": dict(sorted(events.items()))}
-        if settings.max_age is not None:  # how stale tonight's answers are, for the report
+        if engine.max_age is not None:  # how stale tonight's answers are, for the report
             extra["asked_on"] = _asked_on_counts(written["reconciled"])
         return extra
 
@@ -273,10 +271,10 @@ class KoscomJob(BaseJob):
     def earlier(self) -> Iterable[Earlier]:
         """Every customer's answer in the dataset's last finished night (for --max-age)."""
         settings = self.settings
-        if settings.dataset_root is None:
+        if settings.engine.dataset_root is None:
             return iter(())
         return latest_answers(
-            settings.dataset_root,
+            settings.engine.dataset_root,
             settings.run_date,
             settings.ci_field,
             settings.pseudonym_key,

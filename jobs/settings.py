@@ -5,41 +5,35 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from batch.settings import BatchSettings
 from jobs.api.client import ClientSettings
 from jobs.privacy import hide_input, pseudonym
+
+STALL_MARGIN = 600.0  # s: retries back off 15 s at most, five times, on two questions
+DISPLAY_ZONE = "Asia/Seoul"  # xlsx shows times in KST, as the service's staff read them
+# CP949 is a superset of EUC-KR, and what Korean Excel writes.
+LEGACY_ENCODINGS = {"cp949": "cp949", "euc_kr": "cp949", "johab": "cp949", "iso2022_kr": "cp949"}
 
 
 @dataclass(frozen=True, slots=True)
 class RunSettings:
-    """Everything one run needs, resolved from flags, environment and defaults."""
+    """The engine's settings, the client's, and what only the KOSCOM job reads."""
 
-    input_path: Path
-    out_dir: Path
-    client: ClientSettings
-    file_format: str = "parquet"
+    engine: BatchSettings  # the input, the folder, the dataset, the run date: run_batch's
+    client: ClientSettings  # the API, its key, pacing and retries: KoscomClient's
     ci_column: str = "ci"
     name_column: str = "kor_name"
-    encoding: str | None = None
-    fresh: bool = False
-    keep_progress: bool = False
     max_error_rate: float = 1.0
-    chunk_rows: int = 20_000
-    dry_run: bool = False
-    progress_tty: bool = False
-    progress_interval: float = 30.0
     keep_columns: tuple[str, ...] = ()
     pseudonym_key: bytes | None = field(default=None, repr=False)
-    sheet: str | None = None
-    delimiter: str | None = None  # None: found with the header
-    header_row: int | None = None  # None: the first of the first 20 rows holding the columns
-    dataset_root: Path | None = None  # --dataset: out_dir is then ROOT/.work/YYYY-MM-DD
-    run_date: dt.date = field(default_factory=lambda: dt.datetime.now().astimezone().date())
     sinks: tuple[str, ...] = ()
-    file_mode: int = 0o600  # --file-mode: outputs; their folders to match
-    max_age: int | None = None  # --max-age: carry answers younger than this many run dates
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+
+    @property
+    def run_date(self) -> dt.date:
+        """The night this run answers for (the engine's; always given for this job)."""
+        return self.engine.run_date or dt.datetime.now().astimezone().date()
 
     @property
     def ci_field(self) -> str:

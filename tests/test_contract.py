@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -97,3 +98,14 @@ def test_a_carried_answer_is_judged_once_and_not_asked(words: Path, tmp_path: Pa
     assert "alpha" not in job.behaviour.asked
     assert (job.calls["judge"], job.calls["rows"]) == (1, 4)
     assert result.summary["counters"] == {"measured": 4}
+
+
+def test_run_settings_hold_the_engines_and_the_clients_settings_without_copies() -> None:
+    from batch.settings import BatchSettings  # noqa: PLC0415
+    from jobs.api.client import ClientSettings  # noqa: PLC0415
+    from jobs.settings import RunSettings  # noqa: PLC0415
+
+    own = {f.name for f in dataclasses.fields(RunSettings)}
+    assert {"engine", "client"} <= own
+    for nested in (BatchSettings, ClientSettings):
+        assert own.isdisjoint(f.name for f in dataclasses.fields(nested)), nested.__name__

@@ -14,7 +14,7 @@ from batch.contract import Column
 from batch.errors import InputError
 from batch.inputs.reader import InputFile, Layout, RawRow
 from batch.inputs.sniff import delimiter_from, looks_like_data
-from jobs.koscom import LEGACY_ENCODINGS
+from jobs.settings import LEGACY_ENCODINGS
 from tests.conftest import customers, write_csv
 
 NEEDED = [Column("ci", "ci_column"), Column("kor_name", "name_column")]

@@ -12,7 +12,7 @@ from batch.contract import Column
 from batch.errors import InputError
 from batch.inputs.reader import InputFile, RawRow
 from batch.inputs.sheets import Workbook, _datetime, _number, display
-from jobs.koscom import LEGACY_ENCODINGS
+from jobs.settings import LEGACY_ENCODINGS
 from tests.fixture_rows import FIXTURES, HEADER, HEADER_ROW, PEOPLE, REJECTS, sheet_rows, shown
 
 ROOT = Path(__file__).resolve().parents[1]

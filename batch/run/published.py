@@ -45,9 +45,7 @@ def published_files(store: ProgressStore) -> tuple[Path, ...] | None:
     return published
 
 
-def finish_published(
-    job: Job, root: Path, published: tuple[Path, ...], log: Log
-) -> dict[str, Any]:
+def finish_published(job: Job, root: Path, published: tuple[Path, ...], log: Log) -> dict[str, Any]:
     """The after-publish work again; the night's summary as the job amended it."""
     log.info("published_before", dataset=str(root))
     after_publish(job, root, published)

@@ -270,7 +270,7 @@ def run(**options: Any) -> None:
     target = None
     try:
         settings = run_settings(options, api_key, run_id, log)
-        target = settings.dataset_root or settings.out_dir
+        target = settings.engine.dataset_root or settings.engine.out_dir
         result = run_job(settings, log)
     except KeyboardInterrupt as interrupt:  # before the job could take over
         signum = interrupt.args[0] if interrupt.args else signal.SIGINT

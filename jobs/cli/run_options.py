@@ -16,10 +16,11 @@ from batch.http.retry import RetryPolicy
 from batch.inputs.sniff import delimiter_from
 from batch.log import Log
 from batch.outputs.dataset import work_dir
+from batch.settings import BatchSettings
 from jobs.api.client import ClientSettings
 from jobs.api.models import Partner
 from jobs.dataset.sinks import check_sink, check_sink_file
-from jobs.settings import RunSettings
+from jobs.settings import DISPLAY_ZONE, LEGACY_ENCODINGS, STALL_MARGIN, RunSettings
 
 PRODUCTION_HOSTS = frozenset({"apigw.koscom.co.kr", "oap.k-mydata.org"})
 MIN_PSEUDONYM_KEY = 32  # bytes: an HMAC key shorter than its hash's block gives less than it seems
@@ -104,30 +105,39 @@ def run_settings(
         retry=RetryPolicy(attempts=options["attempts"]),
         daily_reserve=options["daily_reserve"],
     )
-    return RunSettings(
+    engine = BatchSettings(
         input_path=options["input_path"],
         out_dir=out_dir,
-        client=client,
+        workers=client.concurrency,
+        drain_timeout=client.timeout + 2,
         file_format=options["file_format"],
-        ci_column=options["ci_column"],
-        name_column=options["name_column"],
         encoding=options["encoding"],
-        fresh=options["fresh"],
-        keep_progress=options["keep_progress"],
-        max_error_rate=options["max_error_rate"],
-        dry_run=options["dry_run"],
-        progress_tty=sys.stderr.isatty(),
-        progress_interval=options["progress_interval"],
-        keep_columns=keep,
-        pseudonym_key=pseudonym_key,
+        legacy_encodings=LEGACY_ENCODINGS,
         sheet=options["sheet"],
         delimiter=delimiter,
         header_row=options["header_row"],
+        fresh=options["fresh"],
+        keep_progress=options["keep_progress"],
+        # Longer than any wait the gate allows: the longest outage, then a customer's retries.
+        stall_timeout=client.max_outage + STALL_MARGIN,
+        dry_run=options["dry_run"],
+        progress_tty=sys.stderr.isatty(),
+        progress_interval=options["progress_interval"],
         dataset_root=dataset_root,
         run_date=run_date,
-        sinks=tuple(options["sinks"]),
         file_mode=file_mode,
+        display_zone=DISPLAY_ZONE,
         max_age=max_age,
+    )
+    return RunSettings(
+        engine,
+        client,
+        ci_column=options["ci_column"],
+        name_column=options["name_column"],
+        max_error_rate=options["max_error_rate"],
+        keep_columns=keep,
+        pseudonym_key=pseudonym_key,
+        sinks=tuple(options["sinks"]),
         run_id=run_id,
     )
 

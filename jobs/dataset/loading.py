@@ -61,12 +61,13 @@ def load_all(settings: RunSettings, published: Mapping[str, Path], run_log: Path
 
 def tell(settings: RunSettings, summary_file: Path, outcome: str, code: int | None) -> None:
     """The night's published summary and its run-log row, amended with the sinks' outcome."""
-    assert settings.dataset_root is not None
+    engine = settings.engine
+    assert engine.dataset_root is not None
     summary: dict[str, Any] = json.loads(summary_file.read_text(encoding="utf-8"))
     summary["sinks"] = outcome
     summary["exit_code"] = code if code is not None else night_exit_code(summary, settings)
-    with OutputSet(settings.out_dir, lambda _: summary_file, settings.file_mode) as outputs:
+    with OutputSet(engine.out_dir, lambda _: summary_file, engine.file_mode) as outputs:
         write_json(outputs.aside(summary_file.name), summary)
         outputs.publish()
     row, schema = run_log_row(summary, settings)
-    append_run(settings.dataset_root, row, schema, settings.file_mode)
+    append_run(engine.dataset_root, row, schema, engine.file_mode)

@@ -25,7 +25,7 @@ def summary_of(tally: Tally, settings: RunSettings, figures: Mapping[str, Any]) 
         "run_id": settings.run_id,
         "state": tally.state,
         "run_date": settings.run_date.isoformat(),
-        "input": settings.input_path.name,
+        "input": settings.engine.input_path.name,
         "rows": tally.rows,
         "rejected": tally.rejected,
         "customers": tally.items,
@@ -80,7 +80,7 @@ def summary_of(tally: Tally, settings: RunSettings, figures: Mapping[str, Any]) 
             "exit_code": _exit_code(tally, settings, stopped),
         }
     )
-    if settings.sinks and settings.dataset_root is not None:
+    if settings.sinks and settings.engine.dataset_root is not None:
         summary["sinks"] = SINKS_LOADING  # amended once the loads end (jobs.dataset.loading)
     if "changes" in tally.extra:
         summary["changes"] = tally.extra["changes"]
@@ -104,7 +104,7 @@ def _plan(tally: Tally, settings: RunSettings) -> dict[str, int] | None:
     if not plan:
         return None
     return {
-        "max_age": settings.max_age or 0,
+        "max_age": settings.engine.max_age or 0,
         "new": plan["new"],
         "in_error": plan["failed"],
         "aged_out": plan["aged_out"],
@@ -157,6 +157,6 @@ def run_log_row(summary: Mapping[str, Any], settings: RunSettings) -> tuple[dict
         **times,
         "run_id": summary.get("run_id") or settings.run_id,  # a rerun amends the first's row
         "run_date": settings.run_date,
-        "input": settings.input_path.name,
+        "input": settings.engine.input_path.name,
     }
     return row, schema
