@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,9 @@ class BatchSettings:
     display_zone: str = "UTC"  # the zone xlsx shows timestamps in
     # Carry an earlier final answer asked fewer than this many run dates before run_date.
     max_age: int | None = None
+    # Interpreter-wide tuning around the asking phase (the GC, the GIL): the program's entry
+    # chooses it; the engine sets none of its own.
+    asking_tuning: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,8 +33,8 @@ elif kind == "calamine, values only":
     rows = sum(1 for _ in book.get_sheet_by_index(0).iter_rows())
 else:
     from pathlib import Path
-    from batch.inputs.sheets import Workbook
-    book = Workbook(Path(path))
+    from batch.inputs.sheets import WorkbookReader
+    book = WorkbookReader(Path(path))
     book.streams = kind.startswith("openpyxl")
     if not book.streams:
         import python_calamine

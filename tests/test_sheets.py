@@ -11,7 +11,7 @@ import pytest
 from batch.contract import Column
 from batch.errors import InputError
 from batch.inputs.reader import InputFile, RawRow
-from batch.inputs.sheets import Workbook, _datetime, _number, display
+from batch.inputs.sheets import WorkbookReader, _datetime, _number, display
 from jobs.settings import LEGACY_ENCODINGS
 from tests.fixture_rows import FIXTURES, HEADER, HEADER_ROW, PEOPLE, REJECTS, sheet_rows, shown
 
@@ -164,6 +164,6 @@ def test_cells_without_a_format() -> None:
 
 
 def test_workbook_lists_its_sheets() -> None:
-    with Workbook(ROOT / FIXTURES / "customers.ods") as book:
+    with WorkbookReader(ROOT / FIXTURES / "customers.ods") as book:
         assert book.sheet_names == ["고객", "안내"]
         assert book.sheet(None) == "고객"

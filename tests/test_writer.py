@@ -31,6 +31,8 @@ def test_writing_does_not_import_pandas_and_pandas_still_reads_the_output(tmp_pa
     script = f"""
 import sys
 from pathlib import Path
+from jobs.cli.tuning import skip_pandas_probe
+skip_pandas_probe()  # as the command line does at its entry, before any table is written
 import pyarrow as pa, pyarrow.parquet as pq
 from batch.outputs.writer import TableWriter
 path = Path({str(tmp_path / "t.parquet")!r})

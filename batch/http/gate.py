@@ -165,7 +165,7 @@ class RequestGate:
             self._hooks.__exit__(exc_type, exc, tb)
             self._settle_stats()
 
-    async def ask(self, request: GateRequest, read: Callable[[HttpAnswer], T]) -> T | RequestError:
+    async def send(self, request: GateRequest, read: Callable[[HttpAnswer], T]) -> T | RequestError:
         """The answer, or the failure this request ended with; a `RunError` stops the run."""
         attempts = 0
 

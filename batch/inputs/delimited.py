@@ -22,7 +22,6 @@ from batch.errors import InputError
 from batch.inputs import sniff
 
 LINE_LIMIT = 1 << 20  # characters in one line of text; a longer line is a rejected row
-Values = dict[str, str | None]
 
 
 def open_text(path: Path, encoding: str, *, compressed: bool) -> IO[str]:
@@ -152,7 +151,7 @@ def records(
 
 def values(
     columns: Sequence[str], fields: list[str], encoding: str | None
-) -> tuple[Values, str | None]:
+) -> tuple[dict[str, str | None], str | None]:
     """A record's values under the header's names, and why it is not a row, if so."""
     width = len(columns)
     while len(fields) > width and not fields[-1].strip():

@@ -23,13 +23,12 @@ from typing import IO, Any, cast
 from batch.contract import Column
 from batch.errors import InputError
 from batch.inputs import delimited, encoding, sniff
-from batch.inputs.sheets import SHEET_SUFFIXES, Workbook, display
+from batch.inputs.sheets import SHEET_SUFFIXES, WorkbookReader, display
 
 _BLOCK = 1 << 20
 SAMPLES = 3
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 KINDS = ".csv, .tsv, .txt (or those gzipped), .parquet, .xlsx, .xls or .ods"
-Records = Mapping[str | None, Sequence[Sequence[str | None]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +244,7 @@ class InputFile:
     # Spreadsheets
 
     def _sheet_layout(self, needed: Sequence[Column]) -> Layout:
-        with _Reading(self.path.name), Workbook(self.path) as book:
+        with _Reading(self.path.name), WorkbookReader(self.path) as book:
             sheet = book.sheet(self.sheet)
             records = sniff.numbered(book.rows(sheet), self._head_rows())
             try:
@@ -257,7 +256,7 @@ class InputFile:
         return Layout(None, None, header.index + 1, sheet, header.columns, samples)
 
     def _other_sheets(
-        self, book: Workbook, sheet: str, needed: Sequence[Column], missing: InputError
+        self, book: WorkbookReader, sheet: str, needed: Sequence[Column], missing: InputError
     ) -> InputError:
         """With no sheet named, say which other sheet holds the columns, or name the others."""
         others = [name for name in book.sheet_names if name != sheet]
@@ -279,7 +278,7 @@ class InputFile:
 
     def _iter_sheet(self, layout: Layout) -> Iterator[RawRow]:
         header, width = layout.header_row or 0, len(layout.columns)
-        with _Reading(self.path.name), Workbook(self.path) as book:
+        with _Reading(self.path.name), WorkbookReader(self.path) as book:
             for number, cells in book.rows(layout.sheet or book.sheet(None)):
                 if number > header and not sniff.is_blank(cells):
                     padded = [*cells[:width], *[None] * (width - len(cells))]
@@ -321,7 +320,9 @@ class InputFile:
     def _head_rows(self) -> int:  # enough rows to find the header and the samples
         return (self.header_row or 0) + sniff.HEADER_SEARCH + 50
 
-    def _header(self, candidates: Records, needed: Sequence[Column], where: str) -> sniff.Header:
+    def _header(
+        self, candidates: sniff.Candidates, needed: Sequence[Column], where: str
+    ) -> sniff.Header:
         at = None if self.header_row is None else self.header_row - 1
         return sniff.header_or_error(candidates, needed, at, where)
 

@@ -40,7 +40,7 @@ Row = list[str | None]
 _ZEROS = re.compile(r"^(0+)(?:\.(0+))?$")
 
 
-class Workbook:
+class WorkbookReader:
     """An open workbook: its sheets' names and their rows, numbered as a person sees them."""
 
     def __init__(self, path: Path) -> None:

@@ -166,11 +166,12 @@ def delimiter_name(delimiter: str | None) -> str | None:
     return DELIMITER_NAMES.get(delimiter, repr(delimiter))
 
 
-Records = Mapping[str | None, Sequence[Sequence[str | None]]]
+# Where a header may be: rows by sheet (None for a text file), as read.
+Candidates = Mapping[str | None, Sequence[Sequence[str | None]]]
 
 
 def header_or_error(
-    candidates: Records, needed: Sequence[Column], at: int | None, where: str
+    candidates: Candidates, needed: Sequence[Column], at: int | None, where: str
 ) -> Header:
     """The header row; else an InputError that prints no value of a row that looks like data."""
     wanted = [c.name for c in needed]

@@ -11,7 +11,7 @@ from typing import Any
 
 from batch.contract import Job
 from batch.outputs.views import Sheets
-from batch.outputs.workbook import Workbook
+from batch.outputs.workbook import WorkbookWriter
 from batch.outputs.writer import OutputSet, TableWriter, defuse_cell
 from batch.store.progress_store import ProgressStore
 
@@ -48,7 +48,7 @@ def export_tables(
     sheets = None
     try:
         if file_format == "xlsx":
-            book = Workbook(outputs.aside(f"{tables[0].name}.xlsx"), zone)
+            book = WorkbookWriter(outputs.aside(f"{tables[0].name}.xlsx"), zone)
             exported.paths = {table.name: book.path for table in tables}
             sheets = Sheets(book, job, tables, store)
         else:

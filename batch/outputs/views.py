@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from batch.contract import REJECTS_VIEW, SUMMARY_VIEW, Job, Table, View
-from batch.outputs.workbook import Sheet, Workbook, text_width
+from batch.outputs.workbook import Sheet, WorkbookWriter, text_width
 from batch.store.progress_store import ProgressStore
 
 Row = dict[str, Any]
@@ -27,7 +27,7 @@ class Sheets:
     """Writes each item's rows into every view they belong to; counts each table's rows."""
 
     def __init__(
-        self, book: Workbook, job: Job, tables: Sequence[Table], store: ProgressStore
+        self, book: WorkbookWriter, job: Job, tables: Sequence[Table], store: ProgressStore
     ) -> None:
         import pyarrow as pa  # noqa: PLC0415  (lazy: keeps --help fast)
 

@@ -41,7 +41,7 @@ def text_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-class Workbook:
+class WorkbookWriter:
     """One .xlsx file; `sheet(name, schema)` gives a writer with TableWriter's interface."""
 
     def __init__(self, path: Path, zone: str = "UTC") -> None:
@@ -88,7 +88,7 @@ class Workbook:
 class Sheet:
     """Writes rows of one table into its sheet (and continuation sheets past Excel's limit)."""
 
-    def __init__(self, book: Workbook, name: str, schema: Any) -> None:
+    def __init__(self, book: WorkbookWriter, name: str, schema: Any) -> None:
         self._book, self._name, self.schema = book, name, schema
         self._kinds = [_kind(field.type) for field in schema]
         self.rows = 0

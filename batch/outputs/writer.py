@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.abc
 import json
 import os
 import stat
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -129,7 +127,6 @@ class TableWriter:
     ) -> None:
         import pyarrow as pa  # noqa: PLC0415  (lazy: keeps --help fast)
 
-        _skip_pandas_probe(pa)
         self._pa = pa
         self.schema = schema
         self.rows = 0
@@ -167,30 +164,6 @@ class TableWriter:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-def _skip_pandas_probe(pa: Any) -> None:
-    """Let pyarrow's first array find no pandas, so the process need not import it.
-
-    pyarrow imports pandas on its first array only to ask whether the input is a
-    pandas object, which the job never hands it: 0.3 s of every run (README, Benchmarks).
-    With pandas hidden during that one probe, pyarrow stops asking; `to_pandas()` and
-    the like still import pandas when they are called.
-    """
-    if "pandas" in sys.modules:
-        return
-    hide = _HidePandas()
-    sys.meta_path.insert(0, hide)
-    try:
-        pa.array([], type=pa.null())
-    finally:
-        sys.meta_path.remove(hide)
-
-
-class _HidePandas(importlib.abc.MetaPathFinder):
-    def find_spec(self, name: str, *_: object) -> None:
-        if name == "pandas":
-            raise ImportError(name="pandas")
 
 
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection): a

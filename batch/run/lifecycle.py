@@ -199,7 +199,8 @@ class _Life:
             return None
         forget_published(self.store)
         self.log.info("asking", items=open_items)
-        asked = run_async(ask_all(self.job, self.settings, self.store, self.log, open_items))
+        asking = ask_all(self.job, self.settings, self.store, self.log, open_items)
+        asked = run_async(asking, self.settings.asking_tuning)
         self.figures = asked.figures
         return asked.stop
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
-import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -52,25 +51,13 @@ T = TypeVar("T")
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def run_async(main: Coroutine[Any, Any, T]) -> T:
-    """Run the asking phase on a loop that does not stall: uvloop, the GC kept off, a short GIL.
-
-    Everything alive by now lives until the end. Frozen out of the collector's reach,
-    it no longer makes a full collection stall the loop for tens of ms between taking
-    a rate slot and sending, which would turn paced requests into bursts.
-    """
-    gc.collect()
-    gc.freeze()
-    # The store's thread holds the GIL while it prepares a commit; by default the loop
-    # may wait 5 ms for it, as long as the whole jitter margin of the pacing.
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(0.001)
-    try:
-        with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
-            return runner.run(main)
-    finally:
-        sys.setswitchinterval(switch_interval)
-        gc.unfreeze()  # frozen objects are never freed, not even at exit
+def run_async(
+    main: Coroutine[Any, Any, T], tuning: Callable[[], AbstractContextManager[object]]
+) -> T:
+    """Run the asking phase on uvloop, inside the program's interpreter `tuning` (its
+    entry's to choose: `BatchSettings.asking_tuning`)."""
+    with tuning(), asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
+        return runner.run(main)
 
 
 def fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -91,10 +91,10 @@ class KoscomClient:
         """Both answers for one customer; a failure stands in for an answer that never came."""
         # The design card asks both endpoints at once; one extra task is the cheapest way.
         consent = asyncio.ensure_future(
-            self._gate.ask(self._request(Api.CONSENT, customer), self._read_consent)
+            self._gate.send(self._request(Api.CONSENT, customer), self._read_consent)
         )
         try:
-            membership = await self._gate.ask(
+            membership = await self._gate.send(
                 self._request(Api.REGISTER, customer), self._read_membership
             )
         except BaseException:

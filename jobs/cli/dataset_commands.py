@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from jobs.cli.outcome import fail
+from jobs.cli.tuning import skip_pandas_probe
 
 
 @click.command()
@@ -16,6 +17,7 @@ def report(path: Path) -> None:
     from batch.errors import UsageError  # noqa: PLC0415
     from jobs.report.page import write_report  # noqa: PLC0415  (lazy: charts load only here)
 
+    skip_pandas_probe()
     try:
         page = write_report(path)
     except UsageError as exc:
@@ -50,6 +52,7 @@ def migrate(root: Path, keep_columns: str | None) -> None:
     from jobs.dataset.outputs import SCHEMA_VERSION  # noqa: PLC0415
     from jobs.dataset.upgrade import upgrade  # noqa: PLC0415
 
+    skip_pandas_probe()
     moved = dataset.migrate(root) if dataset.is_old_layout(root) else []
     upgraded = upgrade(root)
     if keep_columns is not None:

@@ -252,6 +252,7 @@ def run(**options: Any) -> None:
     from batch.errors import UsageError  # noqa: PLC0415
     from jobs import logs  # noqa: PLC0415  (lazy: keeps --help fast)
     from jobs.cli.run_options import api_key_from, run_settings  # noqa: PLC0415
+    from jobs.cli.tuning import skip_pandas_probe  # noqa: PLC0415
     from jobs.job import run as run_job  # noqa: PLC0415
 
     try:
@@ -267,6 +268,7 @@ def run(**options: Any) -> None:
         secrets=[api_key or "", os.environ.get("KOSCOM_PSEUDONYM_KEY", ""), *proxy_passwords()],
     )
     guard_process()
+    skip_pandas_probe()
     target = None
     try:
         settings = run_settings(options, api_key, run_id, log)

@@ -19,6 +19,7 @@ from batch.outputs.dataset import work_dir
 from batch.settings import BatchSettings
 from jobs.api.client import ClientSettings
 from jobs.api.models import Partner
+from jobs.cli.tuning import steady_loop
 from jobs.dataset.sinks import check_sink, check_sink_file
 from jobs.settings import DISPLAY_ZONE, LEGACY_ENCODINGS, STALL_MARGIN, RunSettings
 
@@ -128,6 +129,7 @@ def run_settings(
         file_mode=file_mode,
         display_zone=DISPLAY_ZONE,
         max_age=max_age,
+        asking_tuning=steady_loop,
     )
     return RunSettings(
         engine,
