@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batch.errors import (
+from batch import (
     AbortError,
     AccountingError,
     Interrupted,

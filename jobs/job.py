@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batch.errors import PausedError, UsageError
-from batch.log import Log
-from batch.run.lifecycle import run_batch
+from batch import Log, PausedError, UsageError
+from batch.run import run_batch
 from jobs.dataset.columns import check_columns, check_kept_names
 from jobs.dataset.upgrade import check_schema
 from jobs.koscom import KoscomJob

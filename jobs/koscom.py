@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from batch.contract import (
+from batch import (
     Admitted,
     Answer,
     BaseJob,
     Column,
     Earlier,
+    InputError,
+    Log,
     RowValues,
     Stored,
     Table,
@@ -24,10 +26,8 @@ from batch.contract import (
     Verdict,
     View,
 )
-from batch.errors import InputError
-from batch.http.gate import GateStats
-from batch.log import Log
-from batch.outputs.writer import TableWriter
+from batch.http import GateStats
+from batch.outputs import TableWriter
 from jobs.api.client import KoscomClient
 from jobs.api.models import Customer
 from jobs.dataset.changes import compute_changes

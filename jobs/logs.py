@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from batch.log import Log
+from batch import Log
 from jobs.privacy import Redactor
 
 

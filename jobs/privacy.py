@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from batch.errors import UsageError
+from batch import UsageError
 
 PIECE = 16  # the shortest run of a CI that counts as a piece of it
 KEY_PIECE = 4  # the shortest run of a secret that counts as a piece of it

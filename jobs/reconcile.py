@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
-from batch.errors import RequestError
+from batch import RequestError
 from jobs.api.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
 
 

@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from batch.contract import Verdict
-from batch.errors import UsageError
+from batch import UsageError, Verdict
 from jobs.api.models import Customer, VirtualAccount
 from jobs.privacy import Sealer
 from jobs.reconcile import Reconciled, Status

@@ -6,7 +6,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass, field
 
-from batch.settings import BatchSettings
+from batch import BatchSettings
 from jobs.api.client import ClientSettings
 from jobs.privacy import hide_input, pseudonym
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pyarrow as pa
 
-from batch.contract import (
+from batch import (
     Admitted,
     Answer,
     BaseJob,

@@ -1,1 +1,8 @@
-"""The request gate and what it is made of: transport, pacing, retry, circuit, quota and limits."""
+"""The request gate and what it is made of: transport, pacing, retry, circuit, quota and limits.
+
+The wing's face: other wings and jobs/ import from here, never from its modules.
+"""
+
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -315,8 +315,6 @@ class InputFile:
                     number += 1
                     yield RawRow(number, {str(k): display(v) for k, v in record.items()})
 
-    # The header, or what is wrong
-
     def _head_rows(self) -> int:  # enough rows to find the header and the samples
         return (self.header_row or 0) + sniff.HEADER_SEARCH + 50
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from batch.errors import UsageError
 from batch.outputs.writer import OutputSet, dir_mode, make_dirs
-from batch.store.folder import check_folder, check_tree
+from batch.store import check_folder, check_tree
 
 WORK = ".work"
 RUN_LOG = "runs"
@@ -189,7 +189,7 @@ def append_run(
         outputs.publish()
 
 
-def migrate(root: Path) -> list[str]:
+def migrate_layout(root: Path) -> list[str]:
     """Move a root from the earlier layout into this one; return what was moved.
 
     Safe to run again after an interruption: every step is a rename of what is still left.

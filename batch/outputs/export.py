@@ -13,7 +13,7 @@ from batch.contract import Job
 from batch.outputs.views import Sheets
 from batch.outputs.workbook import WorkbookWriter
 from batch.outputs.writer import OutputSet, TableWriter, defuse_cell
-from batch.store.progress_store import ProgressStore
+from batch.store import ProgressStore
 
 REJECT_COLUMNS = ("row", "reason")
 FORMATS = ("parquet", "csv", "xlsx")

@@ -13,7 +13,7 @@ from typing import Any
 
 from batch.contract import REJECTS_VIEW, SUMMARY_VIEW, Job, Table, View
 from batch.outputs.workbook import Sheet, WorkbookWriter, text_width
-from batch.store.progress_store import ProgressStore
+from batch.store import ProgressStore
 
 Row = dict[str, Any]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from batch.store.folder import check_tree
+from batch.store import check_tree
 
 _UTF8_BOM = "\ufeff"
 

@@ -1,1 +1,8 @@
-"""The run's life cycle: claim, ingest, ask, export, publish, and what it shows while it runs."""
+"""The run's life cycle: claim, ingest, ask, export, publish, and what it shows while it runs.
+
+The wing's face: other wings and jobs/ import from here, never from its modules.
+"""
+
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

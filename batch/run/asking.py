@@ -10,14 +10,13 @@ from typing import Any
 
 from batch.contract import Job
 from batch.errors import RunError
-from batch.http.gate import ASKING
+from batch.http import ASKING
 from batch.log import Log
 from batch.run.progress_line import ProgressReport
 from batch.run.runner import Outcome, Runner
 from batch.run.timeline import TIMELINE_NAME, Timeline
 from batch.settings import BatchSettings
-from batch.store.items import OpenItem
-from batch.store.progress_store import ProgressStore
+from batch.store import OpenItem, ProgressStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,10 +30,8 @@ from typing import Any
 from batch.contract import Earlier
 from batch.errors import DirLocked
 from batch.log import Log
-from batch.outputs.dataset import WORK, earlier_nights
-from batch.store.folder import STORE_NAME, remove_store
-from batch.store.lock import FolderLock
-from batch.store.progress_store import ProgressStore
+from batch.outputs import WORK, earlier_nights
+from batch.store import STORE_NAME, FolderLock, ProgressStore, remove_store
 
 PLAN_KEY = "plan"
 LENT_KEY = "lent"  # the nights whose stores lent answers, as ISO dates

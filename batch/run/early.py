@@ -14,11 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from batch.contract import Job, Tally
-from batch.errors import Interrupted
-from batch.inputs.reader import InputFile, Layout
+from batch.errors import AbortError, Interrupted, PausedError, RunError
+from batch.inputs import InputFile, Layout
 from batch.log import Log
-from batch.outputs.dataset import append_run
-from batch.outputs.writer import OutputSet, write_json
+from batch.outputs import OutputSet, append_run, write_json
 from batch.run.ingest import identity_of
 from batch.settings import BatchSettings
 
@@ -43,6 +42,17 @@ def open_input(
         stop = Interrupted(stopped_by(signum), signum)
         stopped_early(job, settings, log, started, stop)
         raise stop from None
+
+
+_STOP_STATES = ((PausedError, "paused"), (Interrupted, "stopped"), (AbortError, "aborted"))
+
+
+def state_of(error: RunError) -> str:
+    """The state a run that stopped with `error` ends in."""
+    for kind, state in _STOP_STATES:
+        if isinstance(error, kind):
+            return state
+    return "failed"
 
 
 def stopped_by(signum: int) -> str:

@@ -12,11 +12,10 @@ from typing import Any
 
 from batch.contract import Admitted, Job, RowValues
 from batch.errors import InputError, ResumeMismatch
-from batch.inputs.reader import InputFile, Layout, RawRow
+from batch.inputs import InputFile, Layout, RawRow
 from batch.log import Log
 from batch.settings import BatchSettings
-from batch.store.items import NewItem, Reject
-from batch.store.progress_store import ProgressStore
+from batch.store import NewItem, ProgressStore, Reject
 
 
 def identity_of(job: Job, settings: BatchSettings, source: InputFile) -> dict[str, Any]:

@@ -38,14 +38,23 @@ from batch.errors import (
     StoreError,
     UsageError,
 )
-from batch.inputs.reader import InputFile, Layout
+from batch.inputs import InputFile, Layout
 from batch.log import Log
-from batch.outputs.dataset import append_run, placer, prepare_folders
-from batch.outputs.export import FORMATS, Exported, export_tables, remove_stale, write_rejects
-from batch.outputs.writer import OutputSet, write_json
+from batch.outputs import (
+    FORMATS,
+    Exported,
+    OutputSet,
+    append_run,
+    export_tables,
+    placer,
+    prepare_folders,
+    remove_stale,
+    write_json,
+    write_rejects,
+)
 from batch.run.asking import ask_all
 from batch.run.carry import Plan, lenders, lent_answers, plan_night, retire
-from batch.run.early import leave_stop_summary, open_input, stopped_by
+from batch.run.early import leave_stop_summary, open_input, state_of, stopped_by
 from batch.run.ingest import check_input, claim, ingest
 from batch.run.published import (
     after_publish,
@@ -55,21 +64,18 @@ from batch.run.published import (
     remember,
 )
 from batch.run.runner import run_async
-from batch.run.timeline import TABLE as TIMELINE
-from batch.run.timeline import TIMELINE_NAME, write_timeline
+from batch.run.timeline import TIMELINE_NAME, TIMELINE_TABLE, write_timeline
 from batch.settings import BatchResult, BatchSettings
 from batch.signals import deferred
-from batch.store.folder import (
+from batch.store import (
     FINISHED_NAME,
     STORE_NAME,
+    FolderLock,
+    ProgressStore,
     finished_before,
     forget,
     mark_finished,
 )
-from batch.store.lock import FolderLock
-from batch.store.progress_store import ProgressStore
-
-_STOP_STATES = ((PausedError, "paused"), (Interrupted, "stopped"), (AbortError, "aborted"))
 
 
 def run_batch(job: Job, settings: BatchSettings, log: Log) -> BatchResult:
@@ -79,7 +85,7 @@ def run_batch(job: Job, settings: BatchSettings, log: Log) -> BatchResult:
     prepare_folders(out_dir, settings.dataset_root, settings.run_date, settings.file_mode)
     with FolderLock(out_dir):
         if settings.fresh:
-            tables = [t.name for t in job.tables()] + [TIMELINE]
+            tables = [t.name for t in job.tables()] + [TIMELINE_TABLE]
             names = [f"{table}.{ext}" for table in tables for ext in FORMATS]
             extra = [*job.extra_outputs, "rejects.csv", "summary.json", TIMELINE_NAME]
             forget(out_dir, [*names, *extra])
@@ -162,7 +168,7 @@ class _Life:
             if isinstance(exc, AbortError | Interrupted | ConfigurationError | StoreError):
                 self._leave_stop_summary(exc)
             elif not isinstance(exc, UsageError | PausedError):
-                self._log_run(self._summary(_state_of(exc), exc, None))
+                self._log_run(self._summary(state_of(exc), exc, None))
             raise
 
     def _plan(self) -> None:
@@ -187,7 +193,7 @@ class _Life:
             self.job,
             self.settings,
             self.log,
-            lambda: self._summary(_state_of(exc), exc, None),
+            lambda: self._summary(state_of(exc), exc, None),
             log_run=not self.logged,
         )
         self.logged = self.logged or logged
@@ -261,7 +267,7 @@ class _Life:
 
     def _write_timeline(self, outputs: OutputSet) -> None:
         samples = self.settings.out_dir / TIMELINE_NAME
-        path = outputs.aside(f"{TIMELINE}.parquet")
+        path = outputs.aside(f"{TIMELINE_TABLE}.parquet")
         if not write_timeline(samples, path, self.job.timeline_schema()):
             outputs.discard_last()
 
@@ -338,13 +344,6 @@ class _Life:
             f"accounting mismatch: {rows} rows read, {counts['items']} items "
             f"+ {counts['rejected']} rejected, {written} written; outputs not published"
         )
-
-
-def _state_of(error: RunError) -> str:
-    for kind, state in _STOP_STATES:
-        if isinstance(error, kind):
-            return state
-    return "failed"
 
 
 def _now() -> dt.datetime:

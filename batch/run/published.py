@@ -11,8 +11,8 @@ from typing import Any
 
 from batch.contract import Job
 from batch.log import Log
-from batch.outputs.dataset import run_log_path
-from batch.store.progress_store import ProgressStore
+from batch.outputs import run_log_path
+from batch.store import ProgressStore
 
 PUBLISHED = "published"  # store meta: the night's files, once they are in place
 

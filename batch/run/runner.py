@@ -19,8 +19,7 @@ from batch.errors import (
     StoreError,
     describe_store_error,
 )
-from batch.store.items import OpenItem
-from batch.store.progress_store import ProgressStore
+from batch.store import OpenItem, ProgressStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,10 @@ from typing import Any, Self
 
 import orjson
 
-from batch.store.folder import open_private
+from batch.store import open_private
 
 TIMELINE_NAME = ".timeline.jsonl"
-TABLE = "timeline"
+TIMELINE_TABLE = "timeline"
 
 
 class Timeline:

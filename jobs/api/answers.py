@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from batch.errors import (
+from batch import (
     CredentialsRejected,
     ItemRejected,
     RateLimited,
@@ -17,8 +17,7 @@ from batch.errors import (
     UnexpectedAnswer,
     UsageError,
 )
-from batch.http.limits import retry_after
-from batch.http.transport import HttpAnswer
+from batch.http import HttpAnswer, retry_after
 from jobs.api.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
 from jobs.privacy import Redactor
 

@@ -12,11 +12,15 @@ from typing import Self
 
 import orjson
 
-from batch.errors import RequestError
-from batch.http.gate import GateRequest, GateSettings, GateStats, RequestGate
-from batch.http.retry import RetryPolicy
-from batch.http.transport import TransportSettings
-from batch.log import Log
+from batch import Log, RequestError
+from batch.http import (
+    GateRequest,
+    GateSettings,
+    GateStats,
+    RequestGate,
+    RetryPolicy,
+    TransportSettings,
+)
 from jobs.api.answers import readers
 from jobs.api.models import Api, ConsentAnswer, Customer, MembershipAnswer, Partner, envelope
 from jobs.privacy import Redactor, mask_ci

@@ -14,7 +14,7 @@ from jobs.cli.tuning import skip_pandas_probe
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def report(path: Path) -> None:
     """Write PATH/report.html: one offline page about a run folder or a --dataset root."""
-    from batch.errors import UsageError  # noqa: PLC0415
+    from batch import UsageError  # noqa: PLC0415
     from jobs.report.page import write_report  # noqa: PLC0415  (lazy: charts load only here)
 
     skip_pandas_probe()
@@ -46,14 +46,14 @@ def migrate(root: Path, keep_columns: str | None) -> None:
     Run it while no run writes to ROOT; it may be run again if it was interrupted (each
     night's file is replaced whole).
     """
-    from batch.errors import UsageError  # noqa: PLC0415
-    from batch.outputs import dataset  # noqa: PLC0415
+    from batch import UsageError  # noqa: PLC0415
+    from batch.outputs import is_old_layout, migrate_layout  # noqa: PLC0415
     from jobs.dataset.columns import migrate_columns  # noqa: PLC0415
     from jobs.dataset.outputs import SCHEMA_VERSION  # noqa: PLC0415
     from jobs.dataset.upgrade import upgrade  # noqa: PLC0415
 
     skip_pandas_probe()
-    moved = dataset.migrate(root) if dataset.is_old_layout(root) else []
+    moved = migrate_layout(root) if is_old_layout(root) else []
     upgraded = upgrade(root)
     if keep_columns is not None:
         keep = [c.strip() for c in keep_columns.split(",") if c.strip()]

@@ -249,7 +249,7 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
 @click.option("--debug", is_flag=True, help="Log every request and show tracebacks.")
 def run(**options: Any) -> None:
     """Reconcile INPUT (.csv, .tsv, .txt, .csv.gz, .parquet, .xlsx, .xls or .ods) into --out."""
-    from batch.errors import UsageError  # noqa: PLC0415
+    from batch import UsageError  # noqa: PLC0415
     from jobs import logs  # noqa: PLC0415  (lazy: keeps --help fast)
     from jobs.cli.run_options import api_key_from, run_settings  # noqa: PLC0415
     from jobs.cli.tuning import skip_pandas_probe  # noqa: PLC0415

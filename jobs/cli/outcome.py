@@ -26,7 +26,7 @@ def explain(exc: Exception, debug: bool, redactor: Any, report: Path | None = No
 
     A run that got as far as leaving a summary also says how to see it as a page.
     """
-    from batch.errors import ConfigurationError, RunError, UsageError  # noqa: PLC0415
+    from batch import ConfigurationError, RunError, UsageError  # noqa: PLC0415
     from jobs.exits import exit_code_for  # noqa: PLC0415
 
     if debug:  # the same redactor as the logs: a COPY error may quote a row's CI

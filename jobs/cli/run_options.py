@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from batch.errors import UsageError
-from batch.http.retry import RetryPolicy
-from batch.inputs.sniff import delimiter_from
-from batch.log import Log
-from batch.outputs.dataset import work_dir
-from batch.settings import BatchSettings
+from batch import BatchSettings, Log, UsageError
+from batch.http import RetryPolicy
+from batch.inputs import delimiter_from
+from batch.outputs import work_dir
 from jobs.api.client import ClientSettings
 from jobs.api.models import Partner
 from jobs.cli.tuning import steady_loop

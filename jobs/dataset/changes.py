@@ -11,7 +11,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from batch.signals import deferred
+from batch import deferred
 from jobs.dataset.nights import finished_nights
 from jobs.dataset.outputs import SCHEMA_METADATA
 

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 
-from batch.errors import UsageError
+from batch import UsageError
 from jobs.dataset.outputs import RECONCILED_COLUMNS, reconciled_schema
 from jobs.dataset.upgrade import conform, nights_of, rewrite, with_version
 

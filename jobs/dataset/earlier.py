@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from batch.contract import Earlier
-from batch.log import Log
+from batch import Earlier, Log
 from jobs.api.models import VirtualAccount
 from jobs.dataset.changes import duckdb_connection
 from jobs.dataset.nights import previous_run

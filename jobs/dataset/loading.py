@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from batch.log import Log
-from batch.outputs.dataset import append_run
-from batch.outputs.writer import OutputSet, write_json
-from batch.signals import held
+from batch import Log, held
+from batch.outputs import OutputSet, append_run, write_json
 from jobs.dataset.sinks import SinkError, load
 from jobs.dataset.summary import SINKS_LOADED, night_exit_code, run_log_row
 from jobs.exits import SINK_FAILED

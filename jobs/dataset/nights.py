@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
-from batch.outputs.dataset import earlier_nights, night_file, run_log_path
+from batch.outputs import earlier_nights, night_file, run_log_path
 
 Night = tuple[Path, Path, dt.date]  # its reconciled and accounts files, and its date
 

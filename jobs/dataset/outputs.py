@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from batch.contract import REJECTS_VIEW, SUMMARY_VIEW, View
+from batch import REJECTS_VIEW, SUMMARY_VIEW, View
 from jobs.api.models import Customer
 from jobs.reconcile import Status
 from jobs.record import CustomerRecord

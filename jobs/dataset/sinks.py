@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from batch.errors import RunError, UsageError
+from batch import RunError, UsageError
 from jobs.dataset.changes import duckdb_connection
 from jobs.dataset.summary import SINKS_LOADED
 

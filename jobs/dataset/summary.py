@@ -6,8 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from batch.contract import Tally
-from batch.errors import RunError
+from batch import RunError, Tally
 from jobs.dataset.outputs import runs_schema
 from jobs.exits import DONE, PAUSED, TOO_MANY_ERRORS, exit_code_for
 from jobs.privacy import mask_ci, mask_name, mask_value

@@ -18,9 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from batch.errors import UsageError
-from batch.outputs.dataset import WORK, partition_dir, run_log_path, table_dir
-from batch.outputs.writer import OutputSet, TableWriter
+from batch import UsageError
+from batch.outputs import WORK, OutputSet, TableWriter, partition_dir, run_log_path, table_dir
 from jobs.dataset.outputs import (
     DICTIONARY_COLUMNS,
     SCHEMA_METADATA,

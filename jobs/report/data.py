@@ -16,9 +16,9 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from batch.errors import UsageError
-from batch.outputs.dataset import run_log_path, table_dir
-from batch.run.timeline import TIMELINE_NAME, read_samples
+from batch import UsageError
+from batch.outputs import run_log_path, table_dir
+from batch.run import TIMELINE_NAME, read_samples
 
 
 def nights(root: Path) -> list[dict[str, Any]]:

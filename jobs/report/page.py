@@ -21,9 +21,8 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from batch.errors import UsageError
-from batch.outputs.dataset import is_old_layout, night_file, run_log_path
-from batch.outputs.writer import OutputSet
+from batch import UsageError
+from batch.outputs import OutputSet, is_old_layout, night_file, run_log_path
 from jobs.privacy import Redactor
 from jobs.report import charts, data
 from jobs.report.steps import Find, next_steps

@@ -1,0 +1,11 @@
+# The names `batch.run` exports, each from the module that defines it.
+
+from .lifecycle import (
+    run_batch as run_batch,
+)
+from .timeline import (
+    TIMELINE_NAME as TIMELINE_NAME,
+)
+from .timeline import (
+    read_samples as read_samples,
+)
