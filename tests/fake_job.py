@@ -140,14 +140,8 @@ class WordJob(BaseJob):
 
     def summary(self, tally: Tally) -> dict[str, Any]:
         return {
-            "state": tally.state,
-            "reason": tally.reason,
-            "rows": tally.rows,
-            "rejected": tally.rejected,
+            **super().summary(tally),
             "words": tally.items,
-            "unanswered": tally.unanswered,
-            "counters": dict(tally.counters),
-            "accounting_ok": tally.accounting_ok,
             "resumed": tally.resumed,
             "carried": tally.extra.get("carried"),
             "plan": tally.extra.get("plan"),
