@@ -62,7 +62,7 @@ def export_tables(
                 if stored.result is None:
                     continue
                 exported.answered += 1
-                # Judged when it was given; a carried or older answer is judged now, once.
+                # Judged when it was given; a carried or older answer not judged yet is judged now.
                 verdict = stored.verdict or job.judge(stored.result)
                 exported.counters.update(verdict.counters)
                 if verdict.failure:

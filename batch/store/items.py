@@ -54,7 +54,7 @@ class StoredItem:
     payload: dict[str, Any]
     state: str
     result: dict[str, Any] | None
-    verdict: Verdict | None = None  # None: judged at export (carried, or kept by an older run)
+    verdict: Verdict | None = None  # None: not judged yet (carried, or kept by an older run)
 
 
 def verdict_text(verdict: Verdict | None) -> str | None:
