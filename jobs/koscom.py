@@ -14,6 +14,7 @@ from batch import (
     Admitted,
     Answer,
     BaseJob,
+    Codec,
     Column,
     Earlier,
     InputError,
@@ -53,7 +54,7 @@ from jobs.validation import customer_or_problem, kept_problem
 # Headers people give the two columns; one of them is suggested when the default is missing.
 CI_ALIASES = ("ci", "CI", "고객CI", "연계정보")
 NAME_ALIASES = ("kor_name", "성명", "이름", "고객명", "name", "korName", "한글성명")
-RECORDS = RecordCodec()
+RECORDS: Codec[CustomerRecord] = RecordCodec()
 
 
 class KoscomAsker:
@@ -65,7 +66,7 @@ class KoscomAsker:
         rate: float,
         redactor: Redactor,
         run_date: dt.date,
-        customers: CustomerCodec,
+        customers: Codec[Customer],
     ) -> None:
         self._client = client
         self._customers = customers
@@ -112,7 +113,7 @@ class KoscomJob(BaseJob):
         self._client: KoscomClient | None = None
         key = settings.pseudonym_key
         self._sealer = Sealer(key) if key else None
-        self._customers = CustomerCodec(self._sealer)
+        self._customers: Codec[Customer] = CustomerCodec(self._sealer)
 
     def identity(self) -> dict[str, Any]:
         settings = self.settings
