@@ -25,6 +25,8 @@
         │   │   ├── ConnectTimeout ─ no connection within the connect timeout
         │   │   └── AnswerTimeout ─ connected, but no whole answer within the answer timeout
         │   ├── ConnectionFailure ─ refused, reset, or closed before the answer was whole
+        │   │   └── Unreachable ─ refused, or a proxy that cannot go on: configuration until
+        │   │                     the API has answered once in the run, an outage after
         │   └── ProtocolError ─ not HTTP, oversized headers or body, an answer nobody asked for
         └── AnswerError ─ an HTTP answer that is not the answer asked for
             ├── RateLimited ─ 429: every request must slow down, not just this one
@@ -168,6 +170,24 @@ class AnswerTimeout(RequestTimeout):
 
 class ConnectionFailure(TransportError):
     """The connection was refused, reset or closed before the answer was whole."""
+
+
+class Unreachable(ConnectionFailure):
+    """Nothing answers where the settings point; `setting` names the one to check.
+
+    Before the API has answered once in a run it never heals by waiting (the gate makes it
+    a `ConfigurationError`); after, it is an outage like any other.
+    """
+
+    def __init__(self, reason: str, setting: str | None = None) -> None:
+        super().__init__(reason)
+        self.setting = setting
+
+    def as_configuration(self) -> ConfigurationError:
+        """The same failure before any answer: a setting is wrong, not the API down."""
+        return ConfigurationError(
+            f"{self.reason}, and the API has not answered once in this run", self.setting
+        )
 
 
 class ProtocolError(TransportError):

@@ -56,9 +56,10 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def find_binary(name: str) -> str:
+def find_binary(name: str, more: str = "") -> str:
     # /usr/sbin is not on every PATH (a non-root shell's), and that is where nginx and squid live.
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+    path = ":".join(filter(None, ["/usr/sbin:/usr/bin:/sbin:/bin", more]))
+    found = shutil.which(name) or shutil.which(name, path=path)
     if not found:
         raise ServerUnavailable(f"{name} is not installed: {INSTALL_HINT}")
     return found
@@ -531,7 +532,30 @@ class Proxy:
         return self.access_log.lines()
 
 
-def squid_config(folder: Path, port: int, names: Sequence[str]) -> str:
+def squid_config(
+    folder: Path,
+    port: int,
+    names: Sequence[str],
+    unresolvable: Sequence[str] = (),
+    passwords: Path | None = None,
+) -> str:
+    """squid's configuration, loopback only. `unresolvable` names are let through to a lookup
+    that can only fail (its resolver is not there); `passwords` asks every client to log in."""
+    rules = []
+    if passwords is not None:
+        helper = find_binary("basic_ncsa_auth", "/usr/lib/squid:/usr/lib64/squid")
+        rules += [
+            f"auth_param basic program {helper} {passwords}",
+            "acl logged_in proxy_auth REQUIRED",
+            "http_access deny !logged_in",
+        ]
+    if unresolvable:
+        rules += [
+            f"acl unresolvable dstdomain -n {' '.join(unresolvable)}",
+            "http_access allow unresolvable",
+        ]
+    # The lines are dedented once interpolated: each must be indented as the others.
+    extra = "".join(f"{rule}\n        " for rule in rules)
     # No cache_dir: memory only, nothing to initialise; `cache deny all` stores nothing anyway.
     # Only loopback clients, only loopback destinations: no test can reach another address.
     return textwrap.dedent(f"""\
@@ -563,17 +587,23 @@ def squid_config(folder: Path, port: int, names: Sequence[str]) -> str:
         http_access deny !localhost
         # A name it was not given is refused (403) before any lookup; the rest must be loopback.
         http_access deny !known_name !loopback_ip
-        http_access deny !loopback_dst
+        {extra}http_access deny !loopback_dst
         http_access allow all
         """)
 
 
 @contextlib.contextmanager
-def squid_proxy(hosts: Mapping[str, str]) -> Iterator[Proxy]:
+def squid_proxy(
+    hosts: Mapping[str, str],
+    unresolvable: Sequence[str] = (),
+    basic_auth: tuple[str, str] | None = None,
+) -> Iterator[Proxy]:
     """squid on loopback, resolving `hosts` (name → address) from a hosts file of its own.
 
     Those names resolve only through the proxy, as a bank's API host does behind its egress
     proxy. CONNECT goes to any port, and plain HTTP is proxied, to 127.0.0.0/8 only.
+    `unresolvable` names are let through to a lookup that fails (squid then answers 500).
+    With `basic_auth`, clients without those credentials get 407; `url` carries them.
     """
     try:
         squid = find_binary("squid")
@@ -584,19 +614,39 @@ def squid_proxy(hosts: Mapping[str, str]) -> Iterator[Proxy]:
         hosts = {"localhost": "127.0.0.1", **hosts}
         lines = [f"{address} {name}" for name, address in hosts.items()]
         put(folder / "hosts", "\n".join([*lines, ""]))
+        passwords = folder / "passwords" if basic_auth else None
+        if basic_auth and passwords:
+            put(passwords, f"{basic_auth[0]}:{md5_crypt(basic_auth[1])}\n")
 
         @contextlib.contextmanager
         def launch(port: int) -> Iterator[None]:
             config = folder / "squid.conf"
-            put(config, squid_config(folder, port, list(hosts)))
+            names = [*hosts, *unresolvable]
+            put(config, squid_config(folder, port, names, unresolvable, passwords))
             argv = [squid, "-N", "-f", str(config)]
             # SIGKILL: a clean shutdown takes 1.5 s even with shutdown_lifetime 0, and there is
             # nothing to save (no cache; access.log is written line by line, unbuffered).
             with foreground("squid", argv, port, folder / "out.log", signal.SIGKILL):
                 yield
 
-        with keeping(AccessLog(folder / "access.log")) as log, started("squid", launch) as port:
-            yield Proxy(f"http://127.0.0.1:{port}", port, log)
+        log = AccessLog(folder / "access.log")
+        with keeping(log), started("squid", launch) as port:
+            yield Proxy(f"http://{url_credentials(basic_auth)}127.0.0.1:{port}", port, log)
+
+
+def url_credentials(basic_auth: tuple[str, str] | None) -> str:
+    """`user:password@` for a proxy URL, quoted; nothing without credentials."""
+    if not basic_auth:
+        return ""
+    return ":".join(quote(part, safe="") for part in basic_auth) + "@"
+
+
+def md5_crypt(password: str) -> str:
+    """An htpasswd line's MD5-crypt hash, which squid's basic_ncsa_auth reads (openssl makes it)."""
+    made = subprocess.run(
+        ["openssl", "passwd", "-1", password], capture_output=True, text=True, check=True
+    )
+    return made.stdout.strip()
 
 
 def tinyproxy_config(folder: Path, port: int, basic_auth: tuple[str, str] | None) -> str:
@@ -633,8 +683,6 @@ def tinyproxy(*, basic_auth: tuple[str, str] | None = None) -> Iterator[Proxy]:
             with foreground("tinyproxy", argv, port, folder / "out.log"):
                 yield
 
-        credentials = ":".join(quote(part, safe="") for part in basic_auth) if basic_auth else ""
-        credentials += "@" if credentials else ""
         log = AccessLog(folder / "tinyproxy.log")
         with keeping(log), started("tinyproxy", launch) as port:
-            yield Proxy(f"http://{credentials}127.0.0.1:{port}", port, log)
+            yield Proxy(f"http://{url_credentials(basic_auth)}127.0.0.1:{port}", port, log)

@@ -237,7 +237,7 @@ def test_a_host_name_that_does_not_resolve_stops_at_once(sandbox, people, tmp_pa
     assert result.exit_code == 2
     assert "member-recon: cannot resolve api.koscom.invalid (" in result.stderr
     assert "check the API's URL, or set HTTPS_PROXY" in result.stderr
-    assert result.stderr.rstrip().endswith("see --base-url")
+    assert result.stderr.rstrip().endswith("see --base-url (or KOSCOM_BASE_URL)")
     assert result.summary()["requests"] <= 2 * 16
 
 

@@ -39,6 +39,7 @@ from batch.errors import (
     ServerFailure,
     TransportError,
     UnexpectedAnswer,
+    Unreachable,
     UnusableAnswers,
 )
 from batch.http.circuit import OutageCircuit
@@ -204,6 +205,8 @@ class RequestGate:
                 self._breaker.record(failure)
                 raise
             except TransportError as failure:
+                if isinstance(failure, Unreachable) and not self._answered_once:
+                    raise failure.as_configuration() from failure  # waiting would not heal it
                 if self._circuit.failed(failure.reason, probe=probe, item=request.item):
                     continue
                 raise

@@ -21,13 +21,13 @@ from yarl import URL
 
 from batch.errors import (
     AnswerTimeout,
-    CertificateError,
     ConnectionFailure,
     ConnectTimeout,
     NameResolutionError,
     ProtocolError,
-    ProxyRefused,
+    Unreachable,
 )
+from batch.http import diagnose
 from batch.http.connections import Oversized, StrictConnector
 
 MAX_BODY = 1 << 20  # a real answer is a few hundred bytes; a megabyte is plenty
@@ -35,10 +35,6 @@ MAX_FIELD = 8190  # one header line; aiohttp's default, kept
 MAX_HEADERS = 64  # a gateway's answer carries a dozen
 # An answer's head, any 1xx answers before it, and its body (as sent) count together.
 MAX_HEAD = MAX_FIELD * MAX_HEADERS
-_PROXY_CREDENTIALS = (
-    "the proxy asks for credentials (407); put them in the proxy URL, "
-    "e.g. HTTPS_PROXY=http://user:password@proxy:3128"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +61,7 @@ class TransportSettings:
 
 def tls_context() -> ssl.SSLContext:
     """Verify against the system CAs, plus `SSL_CERT_FILE`/`SSL_CERT_DIR` (a bank's private CA)."""
+    diagnose.check_ca_files()
     context = ssl.create_default_context()  # OpenSSL reads SSL_CERT_FILE/SSL_CERT_DIR here
     if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
         # Those variables replace the system store; load it as well, so that a private
@@ -163,14 +160,17 @@ class HttpTransport:
                 proxy_headers=self._proxy_headers,
             ) as response:
                 if response.status == 407:  # a plain-HTTP proxy's refusal comes as an answer
-                    raise ProxyRefused(_PROXY_CREDENTIALS)
+                    url = self.settings.base_url
+                    raise diagnose.proxy_credentials(url, given=self._proxy_headers is not None)
                 # The connection it came on; aiohttp lets a small answer's go before we read.
                 serial = getattr(getattr(response, "_protocol", None), "serial", 0)
                 content = await self._read_bounded(response)
+                if diagnose.speaks_tls(self.settings.base_url, response.status, content):
+                    raise diagnose.plain_http_to_tls(self.settings.base_url)
                 headers = {name.lower(): value for name, value in response.headers.items()}
                 return HttpAnswer(response.status, headers, content, serial)
         except aiohttp.ClientError as exc:
-            raise self._translate(exc) from exc
+            raise await self._explained(exc) from exc
         except TimeoutError as exc:  # the total budget ran out: the answer was too slow
             raise AnswerTimeout(f"no answer within {self.settings.answer_timeout:g} s") from exc
 
@@ -187,17 +187,25 @@ class HttpTransport:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    async def _explained(self, exc: aiohttp.ClientError) -> Exception:
+        """The engine's error; for a certificate, the names it was issued for if they differ."""
+        if not isinstance(exc, aiohttp.ClientConnectorCertificateError):
+            return self._translate(exc)
+        error = exc.certificate_error
+        reason = getattr(error, "verify_message", "") or str(error)
+        names: list[str] = []
+        if diagnose.is_hostname_mismatch(reason):
+            names = await diagnose.certificate_names(
+                self.settings.base_url,
+                tls_context(),
+                self._proxy,
+                self._proxy_headers,
+                self.settings.connect_timeout,
+            )
+        return diagnose.certificate_failed(self._host, reason, names)
+
     def _translate(self, exc: aiohttp.ClientError) -> Exception:
         """The engine's error for what aiohttp saw; the reason never holds a secret."""
-        host = self._host
-        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-            reason = getattr(exc.certificate_error, "verify_message", "") or str(
-                exc.certificate_error
-            )
-            return CertificateError(
-                f"the TLS certificate of {host} failed verification ({reason}); if your "
-                "network uses its own CA, set SSL_CERT_FILE to its PEM bundle"
-            )
         if isinstance(exc, aiohttp.ClientConnectorDNSError):
             return NameResolutionError(
                 f"cannot resolve {exc.host} ({_os_reason(exc)}); check the API's URL, or set "
@@ -205,7 +213,8 @@ class HttpTransport:
                 setting="base_url",
             )
         if isinstance(exc, aiohttp.ClientHttpProxyError):
-            return _proxy_error(exc, host)
+            given = self._proxy_headers is not None
+            return diagnose.proxy_failure(exc.status, exc.headers, self.settings.base_url, given)
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
             return ConnectTimeout(f"no connection within {self.settings.connect_timeout:g} s")
         if isinstance(exc, aiohttp.ServerTimeoutError):
@@ -220,30 +229,19 @@ class HttpTransport:
         if isinstance(exc, aiohttp.ServerDisconnectedError):
             return ConnectionFailure("the server closed the connection without an answer")
         if isinstance(exc, aiohttp.ClientProxyConnectionError):
-            return ConnectionFailure(f"cannot connect to the proxy ({_os_reason(exc)})")
+            return diagnose.proxy_down(self.settings.base_url, _os_reason(exc))
         if isinstance(exc, aiohttp.ClientConnectorError):
-            return ConnectionFailure(f"cannot connect to {exc.host} ({_os_reason(exc)})")
+            reason = f"cannot connect to {exc.host}:{exc.port} ({_os_reason(exc)})"
+            if isinstance(exc.os_error, ConnectionRefusedError):
+                return Unreachable(f"{reason}; nothing listens there", setting="base_url")
+            return ConnectionFailure(reason)
         return ConnectionFailure(f"connection failed ({type(exc).__name__})")
-
-
-def _proxy_error(exc: aiohttp.ClientHttpProxyError, host: str) -> Exception:
-    """A proxy that refuses is configuration; one that fails may be an outage."""
-    squid_error = exc.headers.get("X-Squid-Error", "") if exc.headers else ""
-    if exc.status == 407:
-        return ProxyRefused(_PROXY_CREDENTIALS)
-    if exc.status == 403:
-        return ProxyRefused(
-            f"the proxy refused to connect to {host} (403); ask for it to be allowed"
-        )
-    if squid_error.startswith("ERR_DNS_FAIL"):
-        return NameResolutionError(
-            f"the proxy cannot resolve {host}; check the API's URL", setting="base_url"
-        )
-    return ConnectionFailure(f"the proxy could not reach {host} (HTTP {exc.status})")
 
 
 def _os_reason(exc: aiohttp.ClientOSError) -> str:
     error = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
     if isinstance(error, socket.gaierror):
         return error.strerror or "name not known"
+    if isinstance(error, OSError) and error.errno:  # asyncio's strerror repeats the address
+        return os.strerror(error.errno)
     return getattr(error, "strerror", None) or type(error).__name__

@@ -56,6 +56,7 @@ _HINTS = {
     "migrate": "run `member-recon migrate ROOT` once (see README, BI dataset)",
     "sheet": "pass --sheet NAME",
     "header_row": "pass --header-row N (the header's row number)",
+    "base_url": "see --base-url (or KOSCOM_BASE_URL)",
 }
 
 
