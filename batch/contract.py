@@ -161,6 +161,10 @@ class Asker(Protocol):
 
     def figures(self) -> dict[str, Any]: ...
 
+    def waiting(self) -> bool:
+        """True while every ask in flight only waits for the server: a stop need not drain."""
+        ...
+
 
 class Job(Protocol):
     """A batch job as the engine runs it (`BaseJob` gives the optional parts defaults)."""

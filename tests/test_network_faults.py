@@ -204,8 +204,11 @@ def test_a_short_outage_is_waited_out(sandbox, tmp_path) -> None:
 
 
 def test_an_outage_longer_than_max_outage_stops_with_a_summary(sandbox, people, tmp_path) -> None:
-    """Nothing listens any more: exit 3 after --max-outage, and few requests sent meanwhile."""
-    sandbox.sandbox.start_outage("refused", 60, after=0.0)
+    """Nothing listens any more: exit 3 after --max-outage, and few requests sent meanwhile.
+
+    The API answered first: a port refused from the start is configuration (exit 2 at once).
+    """
+    sandbox.sandbox.start_outage("refused", 60, after=0.3)
     path, _ = people
     out = tmp_path / "out"
     # 16 workers, each with both questions waiting for their turn at 20 r/s.
@@ -215,10 +218,10 @@ def test_an_outage_longer_than_max_outage_stops_with_a_summary(sandbox, people, 
     summary = result.summary()
     assert summary["state"] == "aborted"
     assert "longer than the 2 s allowed (last: cannot connect to 127.0.0.1" in summary["reason"]
-    assert summary["unanswered"] == 40
+    assert summary["unanswered"] > 20
     assert summary["outages"] == 1
-    # The 5 failures that opened the circuit, and a probe; not the 32 questions in the queue.
-    assert summary["requests"] <= 8
+    # The 5 failures that opened the circuit, and a probe; not the questions in the queue.
+    assert summary["requests"] - sandbox.sandbox.stats.requests <= 8
     assert not (out / "reconciled.parquet").exists()
 
 

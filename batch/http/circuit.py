@@ -7,15 +7,20 @@ own trouble, not an outage. Open, nobody sends, and after growing waits (1, 2, 4
 `max_wait` s) one caller goes out as the probe. An answer to the probe closes the
 circuit and wakes everyone; a failure doubles the wait. Failures while the circuit
 is open cost no item an attempt. An outage longer than `max_outage` ends the run.
+
+An outage is logged: a line when it begins (the cause, since when, the next probe), one
+every `report_every` seconds while it lasts, and one when it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import math
 
 from batch.errors import OutageTooLong
+from batch.log import Log
 
 
 class OutageCircuit:
@@ -28,6 +33,9 @@ class OutageCircuit:
         first_wait: float = 1.0,
         max_wait: float = 30.0,
         max_outage: float = 900.0,
+        *,
+        log: Log | None = None,
+        report_every: float = 30.0,
     ) -> None:
         self.threshold = threshold
         self.min_items = min_items
@@ -45,6 +53,17 @@ class OutageCircuit:
         self.probes = 0
         self.down_seconds = 0.0
         self.last_reason = ""
+        self._log = log
+        self._report_every = report_every
+        self._reports: asyncio.Task[None] | None = None
+        self._since = ""  # when the outage under way began, for people (UTC)
+
+    @property
+    def outage_seconds(self) -> float:
+        """Seconds the server was down in this run, the outage under way included."""
+        if self._opened_at is None:
+            return self.down_seconds
+        return self.down_seconds + asyncio.get_running_loop().time() - self._opened_at
 
     @property
     def is_open(self) -> bool:
@@ -75,10 +94,14 @@ class OutageCircuit:
         self._streak = 0
         self._failing_items.clear()
         if self._opened_at is not None:
-            self.down_seconds += asyncio.get_running_loop().time() - self._opened_at
+            down = asyncio.get_running_loop().time() - self._opened_at
+            self.down_seconds += down
             self._opened_at = None
             self._probe_out = False
             self._wait = self.first_wait
+            self.stop_reports()
+            if self._log is not None:
+                self._log.info("outage_over", down_s=round(down, 1), probes=self.probes)
             self._announce()
 
     def failed(self, reason: str, *, probe: bool, item: object) -> bool:
@@ -100,7 +123,33 @@ class OutageCircuit:
         self._opened_at = now
         self._wait = self.first_wait
         self._next_probe = now + self._wait
+        if self._log is not None:
+            self._since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            self._log.warning("outage", cause=reason, since=self._since, next_probe_s=self._wait)
+            self._reports = asyncio.get_running_loop().create_task(self._report())
         return True
+
+    async def _report(self) -> None:
+        """A line every `report_every` seconds while the server stays down."""
+        assert self._log is not None
+        loop = asyncio.get_running_loop()
+        while self._opened_at is not None:
+            await asyncio.sleep(self._report_every)
+            now = loop.time()
+            self._log.warning(
+                "outage_continues",
+                cause=self.last_reason,
+                since=self._since,
+                down_s=round(self.outage_seconds),
+                next_probe_s=0.0 if self._probe_out else round(max(self._next_probe - now, 0), 1),
+                probes=self.probes,
+            )
+
+    def stop_reports(self) -> None:
+        """No more outage lines: the outage ended, or the run did."""
+        if self._reports is not None:
+            self._reports.cancel()
+            self._reports = None
 
     def abandon_probe(self) -> None:
         """The probe went no further (cancelled, or stopped before sending): let another go."""

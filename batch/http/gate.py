@@ -80,6 +80,7 @@ class GateSettings:
     outage_threshold: int = 5
     unusable_window: int = 100
     unusable_limit: int = 10
+    report_every: float = 30.0  # seconds between log lines while an outage lasts
 
 
 @dataclass(slots=True)
@@ -135,7 +136,10 @@ class RequestGate:
         self._transport = HttpTransport(settings.transport)
         self._limiter = AdaptiveLimiter(settings.rate)
         self._circuit = OutageCircuit(
-            threshold=settings.outage_threshold, max_outage=settings.max_outage
+            threshold=settings.outage_threshold,
+            max_outage=settings.max_outage,
+            log=log,
+            report_every=settings.report_every,
         )
         self._breaker = AnswerBreaker(settings.unusable_window, settings.unusable_limit)
         self._in_flight = asyncio.Semaphore(settings.transport.connections)
@@ -160,11 +164,22 @@ class RequestGate:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._circuit.stop_reports()
         try:
             await self._transport.__aexit__(exc_type, exc, tb)
         finally:
             self._hooks.__exit__(exc_type, exc, tb)
             self._settle_stats()
+
+    @property
+    def outage_seconds(self) -> float:
+        """Seconds the server was down so far, the outage under way included."""
+        return self._circuit.outage_seconds
+
+    @property
+    def waiting(self) -> bool:
+        """True while the server is down: every request waits, none is on the wire but a probe."""
+        return self._circuit.is_open
 
     async def send(self, request: GateRequest, read: Callable[[HttpAnswer], T]) -> T | RequestError:
         """The answer, or the failure this request ended with; a `RunError` stops the run."""
@@ -340,7 +355,7 @@ class RequestGate:
         self.stats.daily_remaining = dict(self.quota.remaining)
         self.stats.unsolicited_answers = self._transport.unsolicited_answers
         self.stats.outages = self._circuit.outages
-        self.stats.outage_seconds = round(self._circuit.down_seconds, 1)
+        self.stats.outage_seconds = round(self._circuit.outage_seconds, 1)
         self.stats.rate_cuts = self._limiter.cuts
         self.stats.rate_settled = round(self._limiter.rate, 2)
 

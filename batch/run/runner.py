@@ -48,6 +48,7 @@ class Outcome:
 Handler = Callable[[OpenItem], Awaitable[Outcome]]
 T = TypeVar("T")
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_IDLE_LOOK = 0.1  # seconds between looks at whether a stop may cancel at once
 
 
 def run_async(
@@ -72,7 +73,8 @@ class Runner:
     """Feeds open items to `workers` tasks through a bounded queue and stores each outcome.
 
     A signal stops the feed; items in flight get `drain_timeout` seconds to finish,
-    then are cancelled and stay open for the next run. A `PausedError` from the
+    then are cancelled and stay open for the next run; while `idle()` says they only
+    wait (the server is down), they are cancelled at once. A `PausedError` from the
     handler drains the same way; any other `RunError` cancels at once.
 
     Answers are group-committed: a worker hands its answer to the committer and
@@ -91,8 +93,10 @@ class Runner:
         *,
         on_outcome: Callable[[Outcome], None] | None = None,
         stall_timeout: float | None = None,
+        idle: Callable[[], bool] | None = None,
     ) -> None:
         self._store = store
+        self._idle = idle
         self._stall_timeout = stall_timeout
         self._handler = handler
         self._workers = workers
@@ -273,6 +277,10 @@ class Runner:
 
     async def _cancel_after_drain(self) -> None:
         await self._stopping.wait()
-        await asyncio.sleep(self._drain_timeout)
+        ticks = max(1, round(self._drain_timeout / _IDLE_LOOK))
+        for _ in range(ticks):
+            if self._idle is not None and self._idle():
+                break  # nothing in flight can finish before the server is back
+            await asyncio.sleep(self._drain_timeout / ticks)
         for task in self._tasks:
             task.cancel()

@@ -40,6 +40,7 @@ class ClientSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     daily_reserve: int = 0
     max_outage: float = 900.0
+    report_every: float = 30.0  # seconds between log lines while an outage lasts
 
     def gate(self) -> GateSettings:
         """The engine's settings for these."""
@@ -61,6 +62,7 @@ class ClientSettings:
             retry=self.retry,
             daily_reserve=self.daily_reserve,
             max_outage=self.max_outage,
+            report_every=self.report_every,
         )
 
 
@@ -76,6 +78,10 @@ class KoscomClient:
     @property
     def stats(self) -> GateStats:
         return self._gate.stats
+
+    @property
+    def gate(self) -> RequestGate:
+        return self._gate
 
     async def __aenter__(self) -> Self:
         await self._gate.__aenter__()

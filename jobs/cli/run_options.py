@@ -101,6 +101,7 @@ def run_settings(
         timeout=options["timeout"],
         connect_timeout=options["connect_timeout"],
         max_outage=options["max_outage"],
+        report_every=options["progress_interval"],
         retry=RetryPolicy(attempts=options["attempts"]),
         daily_reserve=options["daily_reserve"],
     )
