@@ -44,7 +44,7 @@ from jobs.dataset.outputs import (
     workbook_views,
 )
 from jobs.dataset.summary import run_log_row, summary_of
-from jobs.exits import TOO_MANY_ERRORS
+from jobs.exits import DONE, TOO_MANY_ERRORS
 from jobs.privacy import Redactor, Sealer, input_pieces
 from jobs.reconcile import reconcile
 from jobs.record import CustomerCodec, CustomerRecord, RecordCodec
@@ -267,12 +267,14 @@ class KoscomJob(BaseJob):
         return summary_of(tally, self.settings, self.request_figures())
 
     def keeps_progress(self, summary: Mapping[str, Any]) -> bool:
-        """Only a night over --max-error-rate (exit 1) keeps its store, for the retry it asks.
+        """A night that ends with customers in error (exit 0 or 1) keeps its store, for the
+        same command to ask exactly those again and publish the night whole.
 
-        A night that exits 0 drops it, errors or not: the store holds every CI and name,
-        and a store kept per night would be a CI history. Tomorrow asks the errors again.
+        Without errors it goes: the store holds every CI and name (sealed under
+        --pseudonymize). A later dataset night retires the stores kept before it.
         """
-        return summary.get("exit_code") == TOO_MANY_ERRORS
+        errors = int(summary.get("error") or 0)
+        return errors > 0 and summary.get("exit_code") in (DONE, TOO_MANY_ERRORS)
 
     def earlier(self) -> Iterable[Earlier]:
         """Every customer's answer in the dataset's last finished night (for --max-age)."""

@@ -31,6 +31,7 @@ from batch.contract import Earlier
 from batch.errors import DirLocked
 from batch.log import Log
 from batch.outputs import WORK, earlier_nights
+from batch.run.ingest import KEPT_FOR_ERRORS
 from batch.store import STORE_NAME, FolderLock, ProgressStore, remove_store
 
 PLAN_KEY = "plan"
@@ -150,10 +151,31 @@ def lent_answers(root: Path, nights: Iterable[dt.date], log: Log) -> Iterator[Ea
             log.warning("not_borrowed", night=night.isoformat(), reason=str(exc)[:120])
 
 
-def retire(root: Path, nights: Iterable[dt.date], log: Log) -> None:
+def kept_for_errors(root: Path, run_date: dt.date) -> list[dt.date]:
+    """Earlier published nights whose stores wait to ask their failures again: once a later
+    night is published (it asked them too), they are spent."""
+    nights = []
+    for folder in (root / WORK).glob("????-??-??"):
+        with contextlib.suppress(ValueError, sqlite3.Error, TypeError):
+            day = dt.date.fromisoformat(folder.name)
+            if day < run_date and (folder / STORE_NAME).is_file():
+                with contextlib.closing(_read_only(folder / STORE_NAME)) as db:
+                    row = db.execute(
+                        "SELECT 1 FROM meta WHERE key = ?", (KEPT_FOR_ERRORS,)
+                    ).fetchone()
+                if row is not None:
+                    nights.append(day)
+    return sorted(nights)
+
+
+def retire(
+    root: Path, nights: Iterable[dt.date], log: Log, *, kept_before: dt.date | None = None
+) -> None:
     """Once tonight is published, the stores it borrowed from are spent: their answers live
-    on in tonight's partition, and each store holds its whole input, CIs included."""
-    for night in nights:
+    on in tonight's partition, and each store holds its whole input, CIs included. So are
+    those earlier nights kept for their errors (`kept_before` tonight): tonight asked them."""
+    kept = kept_for_errors(root, kept_before) if kept_before is not None else []
+    for night in [*nights, *kept]:
         folder = root / WORK / night.isoformat()
         lock = FolderLock(folder)
         try:

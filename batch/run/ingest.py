@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from batch.contract import Admitted, Job, RowValues
@@ -30,6 +31,22 @@ def identity_of(job: Job, settings: BatchSettings, source: InputFile) -> dict[st
     return {"input_sha256": source.fingerprint(), **job.identity(), **reading}
 
 
+KEPT_FOR_ERRORS = "kept_for_errors"  # meta: the night is published; the store waits for errors
+
+
+def open_store(path: Path, identity: dict[str, Any], log: Log) -> ProgressStore:
+    """The folder's store; one that a published night kept for its failures yields to another
+    input, as a store deleted after the night would have (the folder is not refused)."""
+    store = ProgressStore(path)
+    known = store.get_meta("identity")
+    if store.get_meta(KEPT_FOR_ERRORS) is None or known is None or not _differs(identity, known):
+        return store
+    store.close()
+    ProgressStore.remove(path)
+    log.info("store_replaced", reason="another input; the night it published is not asked again")
+    return ProgressStore(path)
+
+
 def claim(store: ProgressStore, identity: dict[str, Any]) -> bool:
     """Tie the folder's progress to this input and job; True if there is progress to resume."""
     text = json.dumps(identity, sort_keys=True)
@@ -37,15 +54,30 @@ def claim(store: ProgressStore, identity: dict[str, Any]) -> bool:
     if known is None:
         store.set_meta("identity", text)
         return False
-    theirs = json.loads(known)
-    # A key added by a later version reads as absent in an older store: None, the same.
-    differs = ", ".join(k for k in sorted({*identity, *theirs}) if identity.get(k) != theirs.get(k))
+    differs = _differs(identity, known)
     if differs:
         raise ResumeMismatch(
             f"{store.path.parent} holds progress of another run ({differs} differ)",
             setting="fresh",
         )
     return True
+
+
+def how_read(layout: Layout | None, store: ProgressStore) -> dict[str, Any]:
+    """How the input was read, its first rows (raw: the job masks them) and reject reasons."""
+    if layout is None:
+        return {}
+    return {
+        **layout.describe(),
+        "samples": list(layout.samples),
+        "rejects_by_reason": store.reject_reasons(10),
+    }
+
+
+def _differs(identity: dict[str, Any], known: str) -> str:
+    """The keys whose values differ; a key added by a later version reads as absent (None)."""
+    theirs = json.loads(known)
+    return ", ".join(k for k in sorted({*identity, *theirs}) if identity.get(k) != theirs.get(k))
 
 
 def ingest(

@@ -55,7 +55,7 @@ from batch.outputs import (
 from batch.run.asking import ask_all
 from batch.run.carry import Plan, lenders, lent_answers, plan_night, retire
 from batch.run.early import leave_stop_summary, open_input, state_of, stopped_by
-from batch.run.ingest import check_input, claim, ingest
+from batch.run.ingest import KEPT_FOR_ERRORS, check_input, claim, how_read, ingest, open_store
 from batch.run.published import (
     after_publish,
     finish_published,
@@ -95,7 +95,7 @@ def run_batch(job: Job, settings: BatchSettings, log: Log) -> BatchResult:
             log.info("finished_before", folder=str(out_dir))
             return BatchResult(*finished, finished_before=True)
         (out_dir / FINISHED_NAME).unlink(missing_ok=True)
-        store = ProgressStore(out_dir / STORE_NAME)
+        store = open_store(out_dir / STORE_NAME, identity, log)
         life = _Life(job, settings, store, log, started)
         try:
             result = life.run(source, layout, identity)
@@ -213,6 +213,8 @@ class _Life:
     def _finish(self, state: str, stop: RunError | None = None) -> BatchResult:
         """Export (not on a pause or dry run), account, publish; raise the pause after."""
         settings, store = self.settings, self.store
+        if state == "dry_run" and store.get_meta(KEPT_FOR_ERRORS):  # the night stays as published
+            return BatchResult(self._summary(state, None, None), ())
         exported = Exported()
         root, day = settings.dataset_root, settings.run_date
         place = (
@@ -238,6 +240,8 @@ class _Life:
                 raise AccountingError(self._mismatch(exported))
             write_json(outputs.aside("summary.json"), summary)
             published = tuple(outputs.publish())
+        if state == "done" and not self.clean:  # kept for its failures: a rerun asks them
+            store.set_meta(KEPT_FOR_ERRORS, "1")
         if stop is not None:
             self._log_run(summary)
             raise stop
@@ -246,7 +250,7 @@ class _Life:
             with deferred():  # a signal from here on is the job's to tell (its sinks')
                 remember(self.store, published)  # a rerun after a kill finishes this attempt
                 self._log_run(summary, current=True)  # last, and the night's current run
-                retire(root, self.lent, self.log)
+                retire(root, self.lent, self.log, kept_before=day)
                 self.log.info("published", dataset=str(root))
                 after_publish(self.job, root, published)
                 forget_published(self.store)  # done: a rerun (--keep-progress) publishes anew
@@ -313,24 +317,13 @@ class _Life:
                 "input_sha256": json.loads(self.store.get_meta("identity") or "{}").get(
                     "input_sha256"
                 ),
-                "read": self._read(),
+                "read": how_read(self.layout, self.store),
                 "carried": counts["carried"],
                 "asked": counts["items"] - counts["pending"] - counts["carried"],
                 **({"plan": self.plan.as_dict()} if self.plan is not None else {}),
             },
         )
         return self.job.summary(tally)
-
-    def _read(self) -> dict[str, Any]:
-        """How the input was read, its first rows (raw: the job masks them) and reject reasons."""
-        layout = self.layout
-        if layout is None:
-            return {}
-        return {
-            **layout.describe(),
-            "samples": list(layout.samples),
-            "rejects_by_reason": self.store.reject_reasons(10),
-        }
 
     def _first_table_rows(self, exported: Exported) -> int:
         first = self.job.tables()[0].name

@@ -17,6 +17,7 @@ from jobs.cli.outcome import (
     guard_process,
     print_summary,
     proxy_passwords,
+    say_errors_left,
     say_finished_before,
     say_too_many_errors,
 )
@@ -284,6 +285,8 @@ def run(**options: Any) -> None:
     print_summary(result.summary, result.outputs, target)
     if result.exit_code == 1:
         say_too_many_errors(result.summary, options["max_error_rate"])
+    else:
+        say_errors_left(result.summary)
     sys.exit(result.exit_code)
 
 

@@ -169,6 +169,17 @@ def say_too_many_errors(summary: dict[str, Any], max_error_rate: float) -> None:
     if reasons:
         line += "; top reasons: " + "; ".join(f"{n} x {reason}" for reason, n in reasons)
     print(f"member-recon: {line}", file=sys.stderr)
+    print(f"member-recon: {_RETRY}", file=sys.stderr)
+
+
+_RETRY = "run the same command again to ask only the customers in error, and publish again"
+
+
+def say_errors_left(summary: dict[str, Any]) -> None:
+    """Exit 0 with customers in error: the store stays for them, and the way to ask them."""
+    errors = int(summary.get("error") or 0)
+    if errors and summary.get("state") == "done":
+        print(f"member-recon: {errors} customers ended in error; {_RETRY}", file=sys.stderr)
 
 
 def print_summary(

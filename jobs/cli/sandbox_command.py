@@ -37,8 +37,9 @@ import click
     "--fault",
     "faults",
     multiple=True,
-    metavar="KIND:P[:API]|KIND:firstN[:API]",
-    help="Inject a fault; repeatable. Kinds: http500 http503 http429 html truncated "
+    metavar="KIND:P[:API]|KIND:firstN[:API]|KIND:customersP[:API]",
+    help="Inject a fault; repeatable (customersP: a share P of customers fails on every "
+    "attempt until the fault is taken away). Kinds: http500 http503 http429 html truncated "
     "notjson reset slow unknown_result unknown_shape redirect duplicate endless_headers "
     "huge_body.",
 )

@@ -35,17 +35,20 @@ OUTAGE_KINDS = ("html", "http503", "reset", "refused")
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """Inject `kind` on `api` ("*" for both): at random, or on each pair's first attempts."""
+    """Inject `kind` on `api` ("*" for both): at random, on each pair's first attempts, or on
+    every attempt about a share of the customers until the fault is taken away (healed)."""
 
     kind: str
     probability: float = 0.0
     first_attempts: int = 0
     api: str = "*"
     cis: frozenset[str] = frozenset()  # only these CIs, when given
+    customers: float = 0.0  # this share of customers, chosen by their CI, fails until healed
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
-        """`KIND:P[:API]` (random) or `KIND:firstN[:API]` (first N attempts of each pair)."""
+        """`KIND:P[:API]` (random), `KIND:firstN[:API]` (first N attempts of each pair) or
+        `KIND:customersP[:API]` (every attempt about a share P of customers, until healed)."""
         kind, _, rest = spec.partition(":")
         amount, _, api = rest.partition(":")
         if kind not in FAULT_KINDS:
@@ -53,6 +56,8 @@ class Fault:
         api = api or "*"
         if amount.startswith("first"):
             return cls(kind, first_attempts=int(amount[5:]), api=api)
+        if amount.startswith("customers"):
+            return cls(kind, customers=float(amount[9:]), api=api)
         return cls(kind, probability=float(amount or 1), api=api)
 
 

@@ -11,6 +11,7 @@ jobs/sandbox/config.py and the true answers in jobs/sandbox/truth.py, both pure 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
 import random
 from collections import Counter, deque
@@ -259,12 +260,20 @@ def _count(stats: SandboxStats, api: str, ci: str, request_id: str) -> None:
     stats.attempts[f"{api} {ci}"] += 1
 
 
+def share_of(ci: str) -> float:
+    """Where a customer falls in [0, 1), the same on every attempt and in every sandbox."""
+    digest = hashlib.blake2b(ci.encode(), digest_size=8, person=b"unhealed").digest()
+    return int.from_bytes(digest) / 2**64
+
+
 def fault_for(config: SandboxConfig, state: SandboxState, api: str, ci: str) -> str | None:
     """The fault to inject on this attempt, if any (the first that applies)."""
     for fault in config.faults:
         if fault.api not in ("*", api) or (fault.cis and ci not in fault.cis):
             continue
         if state.stats.asked(api, ci) <= fault.first_attempts:
+            return fault.kind
+        if fault.customers and share_of(ci) < fault.customers:
             return fault.kind
         if fault.probability and state.random.random() < fault.probability:
             return fault.kind
