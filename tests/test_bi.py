@@ -180,7 +180,11 @@ def test_exit_1_says_the_error_fraction_and_the_top_reasons(sandbox, tmp_path: P
             "member-recon: 6 of 20 customers (30.0%) ended in error, above --max-error-rate "
             "0.25; top reasons: 6 x register/search: register/search answered an unknown "
             "result 'maybe'"
-        )
+        ),
+        (
+            "member-recon: run the same command again to ask only the customers in error, "
+            "and publish again"
+        ),
     ]
     assert f"for a report page, run: member-recon report {tmp_path / 'out'}" in result.stdout
 

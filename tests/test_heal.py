@@ -138,10 +138,13 @@ def test_a_dry_run_leaves_the_published_night_as_it_was(sandbox, people, tmp_pat
     assert job(sandbox, path, out, "--max-error-rate", "0.5").summary()["error"] == 0
 
 
-def test_a_dataset_night_is_replaced_and_logged_again(sandbox, people, tmp_path) -> None:
+@pytest.mark.parametrize("max_age", [(), ("--max-age", "7")], ids=["every-night", "max-age"])
+def test_a_dataset_night_is_replaced_and_logged_again(
+    sandbox, people, tmp_path, max_age: tuple[str, ...]
+) -> None:
     path = write_csv(tmp_path / "in.csv", people)
     root = tmp_path / "ds"
-    args = dataset_args(sandbox, path, root, "2026-11-02", "--max-error-rate", "0.5")
+    args = dataset_args(sandbox, path, root, "2026-11-02", "--max-error-rate", "0.5", *max_age)
     sandbox.sandbox.configure(faults=(UNHEALED,))
     night = run_cli(args, {"KOSCOM_API_KEY": API_KEY})
     assert night.exit_code == 0, night.stderr
