@@ -25,6 +25,7 @@ from batch.http.transport import HttpTransport, TransportSettings
 from jobs.sandbox.server import Fault
 from tests.conftest import API_KEY, ROOT, base_args, customers, job, write_csv
 from tests.test_end_to_end import check_truth, expected
+from tests.test_outages import refusing_once_answered
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")
 
@@ -208,11 +209,11 @@ def test_an_outage_longer_than_max_outage_stops_with_a_summary(sandbox, people, 
 
     The API answered first: a port refused from the start is configuration (exit 2 at once).
     """
-    sandbox.sandbox.start_outage("refused", 60, after=0.3)
     path, _ = people
     out = tmp_path / "out"
-    # 16 workers, each with both questions waiting for their turn at 20 r/s.
-    result = job(sandbox, path, out, "--max-outage", "2s", "--rate", "20")
+    with refusing_once_answered(sandbox):
+        # 16 workers, each with both questions waiting for their turn at 20 r/s.
+        result = job(sandbox, path, out, "--max-outage", "2s", "--rate", "20")
     assert result.exit_code == 3
     assert "member-recon: the API has been down for " in result.stderr
     summary = result.summary()

@@ -6,23 +6,48 @@ The real CLI against the sandbox (in-process, or as a process of its own for the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+from jobs.sandbox.server import SandboxThread
 from tests.conftest import API_KEY, ROOT, CliResult, base_args, customers, job, write_csv
 from tests.test_end_to_end import check_truth
 
 OUTAGE = 3.5  # seconds the sandbox answers nginx-style 502 pages
 EVERY = 1.0  # --progress-interval
+
+
+@contextlib.contextmanager
+def refusing_once_answered(sandbox: SandboxThread, answers: int = 4) -> Iterator[None]:
+    """Nothing listens from the moment the sandbox has answered `answers` requests on.
+
+    Refused from the start would be configuration (exit 2 at once), not an outage.
+    """
+
+    def refuse() -> None:
+        deadline = time.monotonic() + 30
+        while sandbox.sandbox.stats.requests < answers and time.monotonic() < deadline:
+            time.sleep(0.005)
+        sandbox.sandbox.start_outage("refused", 60)
+
+    worker = threading.Thread(target=refuse, daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        worker.join(30)
 
 
 def events(stderr: str, name: str) -> list[dict[str, Any]]:
@@ -62,9 +87,9 @@ def test_an_outage_is_logged_while_it_lasts_and_counted(sandbox, tmp_path: Path)
 def test_an_outage_past_max_outage_is_counted_in_the_aborted_summary(sandbox, tmp_path) -> None:
     """Nothing listens any more, after the API answered: exit 3, with the outage's seconds."""
     path = write_csv(tmp_path / "in.csv", customers(40, salt="outages"))
-    sandbox.sandbox.start_outage("refused", 60, after=0.5)
     args = ("--max-outage", "2s", "--rate", "20", "--progress-interval", "1")
-    result = job(sandbox, path, tmp_path / "out", *args)
+    with refusing_once_answered(sandbox):
+        result = job(sandbox, path, tmp_path / "out", *args)
     assert result.exit_code == 3, result.stderr
     summary = result.summary()
     assert summary["state"] == "aborted"

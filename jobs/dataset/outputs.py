@@ -158,6 +158,7 @@ def timeline_schema() -> Any:
             *(pa.field(name, pa.int64()) for name in ("requests", "retries", "http_429")),
             pa.field("req_per_s", pa.float64()),
             pa.field("quota", pa.float64()),
+            pa.field("outage_seconds", pa.float64()),  # the API down so far, this session
         ],
         metadata=SCHEMA_METADATA,
     )
