@@ -460,6 +460,17 @@ def write_certificates(folder: Path, server_name: str) -> Path:
     return ca_file
 
 
+def write_certificate_for_its_name_only(folder: Path, server_name: str) -> Path:
+    """As `write_certificates`, but the certificate names `server_name` alone (not 127.0.0.1):
+    monkeypatch it over `write_certificates` to meet a certificate issued for another name."""
+    ca = trustme.CA()
+    cert = ca.issue_cert(server_name)
+    (folder / "server.pem").write_bytes(b"".join(pem.bytes() for pem in cert.cert_chain_pems))
+    cert.private_key_pem.write_to_path(str(folder / "server.key"))
+    put(folder / "ca.pem", ca.cert_pem.bytes().decode())
+    return folder / "ca.pem"
+
+
 @contextlib.contextmanager
 def nginx_gateway(
     upstream: str,

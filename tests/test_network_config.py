@@ -10,10 +10,11 @@ configuration: exit 2 naming the cause and the setting, not an outage waited out
 from __future__ import annotations
 
 import re
+import socketserver
+import threading
 from pathlib import Path
 
 import pytest
-import trustme
 
 from tests import servers
 from tests.conftest import customers, job, write_csv
@@ -104,23 +105,41 @@ def test_a_name_the_proxy_cannot_resolve_is_configuration_at_once(sandbox, peopl
     assert gateway.log_lines() == []
 
 
+class _RefusingProxy(socketserver.StreamRequestHandler):
+    """A proxy that answers every CONNECT with its own 400, as a misconfigured one does."""
+
+    def handle(self) -> None:
+        while self.rfile.readline() not in (b"\r\n", b""):
+            pass
+        self.wfile.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_a_proxys_own_400_is_configuration_at_once(sandbox, people, tmp_path) -> None:
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _RefusingProxy) as proxy:
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{proxy.server_address[1]}"
+            api = "https://api.koscom.test/v1/common/member"
+            result = job(
+                sandbox, people, tmp_path / "out", "--base-url", api, *PATIENT, HTTPS_PROXY=url
+            )
+        finally:
+            proxy.shutdown()
+    configuration(
+        result,
+        "the proxy in HTTPS_PROXY could not reach api.koscom.test (HTTP 400)",
+        "the API has not answered once in this run",
+    )
+
+
 # --- 6: hints that fit ----------------------------------------------------------------------
-
-
-def certificate_for_localhost_only(folder: Path, server_name: str) -> Path:
-    ca = trustme.CA()
-    cert = ca.issue_cert(server_name)
-    (folder / "server.pem").write_bytes(b"".join(p.bytes() for p in cert.cert_chain_pems))
-    cert.private_key_pem.write_to_path(str(folder / "server.key"))
-    servers.put(folder / "ca.pem", ca.cert_pem.bytes().decode())
-    return folder / "ca.pem"
 
 
 @pytest.mark.parametrize("through", ["direct", "squid"])
 def test_a_certificate_for_another_name_names_both(
     sandbox, people, tmp_path, monkeypatch: pytest.MonkeyPatch, through: str
 ) -> None:
-    monkeypatch.setattr(servers, "write_certificates", certificate_for_localhost_only)
+    monkeypatch.setattr(servers, "write_certificates", servers.write_certificate_for_its_name_only)
     with (
         squid_proxy({}) as squid,
         nginx_gateway(sandbox.base_url, server_name="localhost") as gateway,

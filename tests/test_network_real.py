@@ -20,7 +20,6 @@ from typing import Any
 
 import orjson
 import pytest
-import trustme
 
 from batch.http.transport import HttpTransport, TransportSettings
 from jobs.api.answers import read_consent
@@ -209,15 +208,7 @@ def test_a_private_ca_without_ssl_cert_file_stops_at_once(sandbox, people, tmp_p
 def test_a_certificate_for_another_name_stops_at_once(
     sandbox, people, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def certificate_for_localhost_only(folder: Path, server_name: str) -> Path:
-        ca = trustme.CA()
-        cert = ca.issue_cert(server_name)
-        (folder / "server.pem").write_bytes(b"".join(p.bytes() for p in cert.cert_chain_pems))
-        cert.private_key_pem.write_to_path(str(folder / "server.key"))
-        servers.put(folder / "ca.pem", ca.cert_pem.bytes().decode())
-        return folder / "ca.pem"
-
-    monkeypatch.setattr(servers, "write_certificates", certificate_for_localhost_only)
+    monkeypatch.setattr(servers, "write_certificates", servers.write_certificate_for_its_name_only)
     path, _ = people
     with nginx_gateway(sandbox.base_url, server_name="localhost") as gateway:
         by_address = gateway.base_url.replace("//localhost:", "//127.0.0.1:")
