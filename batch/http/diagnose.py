@@ -173,7 +173,7 @@ def proxy_down(url: str, reason: str) -> Unreachable:
 
 def speaks_tls(url: str, status: int, body: bytes) -> bool:
     """A TLS server's plain-HTTP refusal (nginx, Apache) of a request sent as http://."""
-    return urlsplit(url).scheme == "http" and status == 400 and b"plain HTTP" in body[:4096]
+    return status == 400 and urlsplit(url).scheme == "http" and b"plain HTTP" in body[:4096]
 
 
 def plain_http_to_tls(url: str) -> ConfigurationError:
