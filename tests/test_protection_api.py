@@ -60,7 +60,7 @@ def test_server_text_quoting_pieces_of_the_ci_and_key_reaches_no_output(
     assert all("platform error of unknown shape (bad request" in e for e in errors), errors
     assert run_cli(["report", str(out)]).exit_code == 0
     assert (out / "report.html").exists()
-    assert (out / ".finished.json").exists()
+    assert (out / ".progress.sqlite").exists()  # kept, sealed, for a rerun of its 4 errors
     assert leaks(result, [out], people) == []
 
 
