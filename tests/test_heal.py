@@ -27,6 +27,13 @@ STORE = ".progress.sqlite"
 KEY = "k" * 40  # --pseudonymize's key: 40 bytes
 
 
+def test_the_fault_is_spelled_as_the_others() -> None:
+    assert Fault.parse("http500:customers0.1") == UNHEALED
+    assert Fault.parse("reset:customers0.25:consent/search") == Fault(
+        "reset", customers=0.25, api="consent/search"
+    )
+
+
 @pytest.fixture
 def people() -> list[tuple[str, str]]:
     return customers(120, salt="heal")
@@ -176,6 +183,7 @@ def test_a_dataset_night_is_replaced_and_logged_again(
     assert len(mine) == 2  # a new attempt row, the first one kept
     assert mine["run_id"].nunique() == 2
     assert list(mine["error"]) == [len(failing(people)), 0]
+    assert list(mine["current"]) == [False, True]  # the rerun's files are the night's now
     assert not store.exists()
 
 
