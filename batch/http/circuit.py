@@ -141,7 +141,7 @@ class OutageCircuit:
                 cause=self.last_reason,
                 since=self._since,
                 down_s=round(self.outage_seconds),
-                next_probe_s=0.0 if self._probe_out else round(max(self._next_probe - now, 0), 1),
+                next_probe_s=0.0 if self._probe_out else round(max(self._next_probe - now, 0.0), 1),
                 probes=self.probes,
             )
 
