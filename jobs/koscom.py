@@ -96,12 +96,12 @@ class KoscomAsker:
             "http_429": stats.http_429,
             "req_per_s": round(stats.requests / elapsed, 1),
             "quota": self._rate,
-            "outage_seconds": round(self._client.gate.outage_seconds, 1),
+            "outage_seconds": round(self._client.gate.circuit.outage_seconds, 1),
         }
 
     def waiting(self) -> bool:
         """True while the API is down: the customers in flight only wait for it."""
-        return self._client.gate.waiting
+        return self._client.gate.circuit.is_open
 
 
 class KoscomJob(BaseJob):

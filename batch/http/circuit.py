@@ -1,4 +1,6 @@
-"""The outage circuit: when the server looks down, stop sending and probe until it is back.
+"""The breakers: the outage circuit, and the answer breaker.
+
+The outage circuit: when the server looks down, stop sending and probe until it is back.
 
 Closed, every request goes out. `threshold` outage-like failures in a row (5xx,
 gateway pages, connection errors, timeouts; any other answer resets the count), of
@@ -10,16 +12,20 @@ is open cost no item an attempt. An outage longer than `max_outage` ends the run
 
 An outage is logged: a line when it begins (the cause, since when, the next probe), one
 every `report_every` seconds while it lasts, and one when it ends.
+
+The answer breaker: when too many of the last answers could not be used, the API has
+probably changed, and the run stops before the quota burns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import math
 
-from batch.errors import OutageTooLong
+from batch.errors import OutageTooLong, RequestError, UnusableAnswers
 from batch.log import Log
 
 
@@ -33,9 +39,6 @@ class OutageCircuit:
         first_wait: float = 1.0,
         max_wait: float = 30.0,
         max_outage: float = 900.0,
-        *,
-        log: Log | None = None,
-        report_every: float = 30.0,
     ) -> None:
         self.threshold = threshold
         self.min_items = min_items
@@ -53,10 +56,14 @@ class OutageCircuit:
         self.probes = 0
         self.down_seconds = 0.0
         self.last_reason = ""
-        self._log = log
-        self._report_every = report_every
+        self._log: Log | None = None
+        self._report_every = 30.0
         self._reports: asyncio.Task[None] | None = None
         self._since = ""  # when the outage under way began, for people (UTC)
+
+    def report_to(self, log: Log, every: float) -> None:
+        """Log outages to `log`, with a line every `every` seconds while one lasts."""
+        self._log, self._report_every = log, every
 
     @property
     def outage_seconds(self) -> float:
@@ -161,3 +168,24 @@ class OutageCircuit:
         """Wake every waiter to look at the new state."""
         self._changed.set()
         self._changed = asyncio.Event()
+
+
+class AnswerBreaker:
+    """Stops the run when too many of the last answers could not be used."""
+
+    def __init__(self, window: int, limit: int) -> None:
+        self._recent: collections.deque[bool] = collections.deque(maxlen=window)
+        self._bad = 0
+        self._limit = limit
+
+    def record(self, failure: RequestError | None) -> None:
+        if len(self._recent) == self._recent.maxlen:
+            self._bad -= self._recent[0]
+        self._recent.append(failure is not None)
+        self._bad += failure is not None
+        if failure is not None and self._bad >= self._limit:
+            raise UnusableAnswers(
+                f"{self._bad} of the last {len(self._recent)} answers could not be used "
+                f"(last: {failure.reason}); the API may have changed: stopping before the "
+                "quota burns"
+            )

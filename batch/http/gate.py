@@ -39,10 +39,8 @@ from batch.errors import (
     ServerFailure,
     TransportError,
     UnexpectedAnswer,
-    Unreachable,
-    UnusableAnswers,
 )
-from batch.http.circuit import OutageCircuit
+from batch.http.circuit import AnswerBreaker, OutageCircuit
 from batch.http.limits import retry_after, stated_limits
 from batch.http.pacing import AdaptiveLimiter
 from batch.http.quota import DailyQuota
@@ -103,27 +101,6 @@ class GateStats:
         return self.by_status["429"]
 
 
-class AnswerBreaker:
-    """Stops the run when too many of the last answers could not be used."""
-
-    def __init__(self, window: int, limit: int) -> None:
-        self._recent: collections.deque[bool] = collections.deque(maxlen=window)
-        self._bad = 0
-        self._limit = limit
-
-    def record(self, failure: RequestError | None) -> None:
-        if len(self._recent) == self._recent.maxlen:
-            self._bad -= self._recent[0]
-        self._recent.append(failure is not None)
-        self._bad += failure is not None
-        if failure is not None and self._bad >= self._limit:
-            raise UnusableAnswers(
-                f"{self._bad} of the last {len(self._recent)} answers could not be used "
-                f"(last: {failure.reason}); the API may have changed: stopping before the "
-                "quota burns"
-            )
-
-
 class RequestGate:
     """Sends requests under the run's limits and turns failures into what the job should see."""
 
@@ -136,11 +113,9 @@ class RequestGate:
         self._transport = HttpTransport(settings.transport)
         self._limiter = AdaptiveLimiter(settings.rate)
         self._circuit = OutageCircuit(
-            threshold=settings.outage_threshold,
-            max_outage=settings.max_outage,
-            log=log,
-            report_every=settings.report_every,
+            threshold=settings.outage_threshold, max_outage=settings.max_outage
         )
+        self._circuit.report_to(log, settings.report_every)
         self._breaker = AnswerBreaker(settings.unusable_window, settings.unusable_limit)
         self._in_flight = asyncio.Semaphore(settings.transport.connections)
         self._answered_once = False
@@ -172,14 +147,9 @@ class RequestGate:
             self._settle_stats()
 
     @property
-    def outage_seconds(self) -> float:
-        """Seconds the server was down so far, the outage under way included."""
-        return self._circuit.outage_seconds
-
-    @property
-    def waiting(self) -> bool:
-        """True while the server is down: every request waits, none is on the wire but a probe."""
-        return self._circuit.is_open
+    def circuit(self) -> OutageCircuit:
+        """The outage circuit: whether the server is down now, and for how long it was."""
+        return self._circuit
 
     async def send(self, request: GateRequest, read: Callable[[HttpAnswer], T]) -> T | RequestError:
         """The answer, or the failure this request ended with; a `RunError` stops the run."""
@@ -220,8 +190,6 @@ class RequestGate:
                 self._breaker.record(failure)
                 raise
             except TransportError as failure:
-                if isinstance(failure, Unreachable) and not self._answered_once:
-                    raise failure.as_configuration() from failure  # waiting would not heal it
                 if self._circuit.failed(failure.reason, probe=probe, item=request.item):
                     continue
                 raise

@@ -101,6 +101,8 @@ class HttpTransport:
         self._proxy: URL | None = None
         self._proxy_headers: dict[str, str] | None = None
         self._connector: StrictConnector | None = None
+        # Until anything answers, what never heals by waiting is configuration (Unreachable).
+        self._answered = False
 
     @property
     def unsolicited_answers(self) -> int:
@@ -159,6 +161,7 @@ class HttpTransport:
                 proxy=self._proxy,
                 proxy_headers=self._proxy_headers,
             ) as response:
+                self._answered = self._answered or response.status != 407
                 if response.status == 407:  # a plain-HTTP proxy's refusal comes as an answer
                     url = self.settings.base_url
                     raise diagnose.proxy_credentials(url, given=self._proxy_headers is not None)
@@ -170,7 +173,10 @@ class HttpTransport:
                 headers = {name.lower(): value for name, value in response.headers.items()}
                 return HttpAnswer(response.status, headers, content, serial)
         except aiohttp.ClientError as exc:
-            raise await self._explained(exc) from exc
+            error = await self._explained(exc)
+            if isinstance(error, Unreachable) and not self._answered:
+                raise error.as_configuration() from exc  # waiting would not heal it
+            raise error from exc
         except TimeoutError as exc:  # the total budget ran out: the answer was too slow
             raise AnswerTimeout(f"no answer within {self.settings.answer_timeout:g} s") from exc
 
