@@ -153,17 +153,17 @@ class Codec(Protocol[T]):
 
 
 class Asker(Protocol):
-    """Asks about one item at a time; opened once per run."""
+    """Asks about one item at a time; opened once per run.
+
+    It may also have `waiting() -> bool`: True while every ask in flight only waits for
+    the server (it is down), so that a stop cancels them at once instead of draining.
+    """
 
     async def ask(self, item: Stored) -> Answer:
         """The answer about one item, as the store will keep it, and its verdict."""
         ...
 
     def figures(self) -> dict[str, Any]: ...
-
-    def waiting(self) -> bool:
-        """True while every ask in flight only waits for the server: a stop need not drain."""
-        ...
 
 
 class Job(Protocol):

@@ -92,9 +92,6 @@ class FakeAsker:
             return Measured(None, "refused")
         return Measured(len(item))
 
-    def waiting(self) -> bool:
-        return False
-
     def figures(self) -> dict[str, Any]:
         return {"asked": sum(self.behaviour.asked.values())}
 

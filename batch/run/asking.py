@@ -56,7 +56,7 @@ async def ask_all(
             drain_timeout=settings.drain_timeout,
             on_outcome=lambda outcome: progress.update(outcome.label),
             stall_timeout=settings.stall_timeout,
-            idle=asker.waiting,
+            idle=getattr(asker, "waiting", None),  # optional (batch.contract.Asker)
         )
         timeline = Timeline(
             settings.out_dir / TIMELINE_NAME,
