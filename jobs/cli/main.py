@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import click
 
 from jobs.cli.dataset_commands import migrate, report
+from jobs.cli.flags import defaulted, existing_file, folder, switch
 from jobs.cli.outcome import (
     explain,
     fail,
@@ -83,48 +84,30 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
 
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option(
+@existing_file(
     "--config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "TOML file with the same keys as the flags (flag > environment > file > default).",
     is_eager=True,
     expose_value=False,
     callback=_load_config,
-    help="TOML file with the same keys as the flags (flag > environment > file > default).",
 )
 @click.option("--com-id", envvar="KOSCOM_COM_ID", help="partner.comId (5 characters).")
 @click.option("--srv-id", envvar="KOSCOM_SRV_ID", help="partner.srvId (up to 20 characters).")
-@click.option("--base-url", envvar="KOSCOM_BASE_URL", default=SANDBOX_URL, show_default=True)
-@click.option(
-    "--api-key-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Read the API key from this file instead of KOSCOM_API_KEY.",
-)
-@click.option(
+@defaulted("--base-url", None, SANDBOX_URL, envvar="KOSCOM_BASE_URL")
+@existing_file("--api-key-file", "Read the API key from this file instead of KOSCOM_API_KEY.")
+@defaulted(
     "--rate",
+    click.FloatRange(min=0.1),
+    20.0,
+    "Requests per second, both APIs together, in any 1 s window.",
     envvar="KOSCOM_RATE",
-    type=click.FloatRange(min=0.1),
-    default=20.0,
-    show_default=True,
-    help="Requests per second, both APIs together, in any 1 s window.",
 )
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 512),
-    default=16,
-    show_default=True,
-    help="Requests in flight at most.",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder [default: out/<run date>].",
-)
-@click.option(
+@defaulted("--concurrency", click.IntRange(1, 512), 16, "Requests in flight at most.")
+@folder("--out", "out_dir", "Output folder [default: out/<run date>].")
+@folder(
     "--dataset",
     "dataset_root",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Write ROOT/<table>/run_date=YYYY-MM-DD/ and the run log ROOT/runs/ (instead of --out).",
+    "Write ROOT/<table>/run_date=YYYY-MM-DD/ and the run log ROOT/runs/ (instead of --out).",
 )
 @click.option(
     "--run-date",
@@ -146,24 +129,22 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
     help="With --dataset: load the partition into duckdb:///file.duckdb or postgresql://… "
     "(password from PGPASSWORD); repeatable.",
 )
-@click.option(
+@defaulted(
     "--format",
-    "file_format",
-    type=click.Choice(["parquet", "csv", "xlsx"]),
-    default="parquet",
-    show_default=True,
-    help="xlsx: one workbook for people, a sheet per table.",
+    click.Choice(["parquet", "csv", "xlsx"]),
+    "parquet",
+    "xlsx: one workbook for people, a sheet per table.",
+    dest="file_format",
 )
-@click.option(
+@defaulted(
     "--file-mode",
-    type=click.Choice(["0600", "0640", "0644"]),
-    default="0600",
-    show_default=True,
-    help="Outputs' permissions (folders to match); 0640 shares with the group; "
+    click.Choice(["0600", "0640", "0644"]),
+    "0600",
+    "Outputs' permissions (folders to match); 0640 shares with the group; "
     "0644 needs --pseudonymize.",
 )
-@click.option("--ci-column", default="ci", show_default=True)
-@click.option("--name-column", default="kor_name", show_default=True)
+@defaulted("--ci-column", None, "ci")
+@defaulted("--name-column", None, "kor_name")
 @click.option("--encoding", help="Input text encoding [default: detected: UTF-8, UTF-16 or CP949].")
 @click.option(
     "--delimiter", help="Field delimiter of text inputs: , ; tab or | [default: detected]."
@@ -180,74 +161,54 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
     default="",
     help="Input columns to carry into reconciled, comma-separated (e.g. a customer number).",
 )
-@click.option(
-    "--pseudonymize",
-    is_flag=True,
-    help="Write ci_hmac (HMAC-SHA256 under $KOSCOM_PSEUDONYM_KEY) instead of ci.",
-)
-@click.option("--fresh", is_flag=True, help="Forget the saved progress in the folder; start over.")
-@click.option(
+@switch("--pseudonymize", "Write ci_hmac (HMAC-SHA256 under $KOSCOM_PSEUDONYM_KEY) instead of ci.")
+@switch("--fresh", "Forget the saved progress in the folder; start over.")
+@switch(
     "--keep-progress",
-    is_flag=True,
-    help="Keep the progress store after a run with nothing left to ask (it holds the input).",
+    "Keep the progress store after a run with nothing left to ask (it holds the input).",
 )
-@click.option(
+@defaulted(
     "--max-error-rate",
-    type=click.FloatRange(0, 1),
-    default=0.05,
-    show_default=True,
-    help="Exit 1 when more than this fraction of customers ended in error.",
+    click.FloatRange(0, 1),
+    0.05,
+    "Exit 1 when more than this fraction of customers ended in error.",
 )
-@click.option(
+@defaulted(
     "--daily-reserve",
+    click.IntRange(min=0),
+    0,
+    "Stop asking when the day's remaining cap falls to this (exit 4).",
     envvar="KOSCOM_DAILY_RESERVE",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Stop asking when the day's remaining cap falls to this (exit 4).",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=10.0,
-    show_default=True,
-    help="Seconds to wait for one answer.",
-)
-@click.option(
+@defaulted("--timeout", click.FloatRange(min=0.1), 10.0, "Seconds to wait for one answer.")
+@defaulted(
     "--connect-timeout",
-    type=click.FloatRange(min=0.1),
-    default=10.0,
-    show_default=True,
-    help="Seconds to wait for a connection (through the proxy, if any).",
+    click.FloatRange(min=0.1),
+    10.0,
+    "Seconds to wait for a connection (through the proxy, if any).",
 )
-@click.option(
+@defaulted(
     "--max-outage",
-    type=DurationParam(),
-    default="15m",
-    show_default=True,
-    help="How long to wait out an outage (e.g. 90s, 15m, 1h) before giving up with exit 3.",
+    DurationParam(),
+    "15m",
+    "How long to wait out an outage (e.g. 90s, 15m, 1h) before giving up with exit 3.",
 )
-@click.option(
-    "--attempts",
-    type=click.IntRange(1, 20),
-    default=5,
-    show_default=True,
-    help="Tries per request before the customer ends in error.",
+@defaulted(
+    "--attempts", click.IntRange(1, 20), 5, "Tries per request before the customer ends in error."
 )
-@click.option("--dry-run", is_flag=True, help="Read and validate only; write rejects; ask nothing.")
+@switch("--dry-run", "Read and validate only; write rejects; ask nothing.")
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     help="Log lines as text or JSON [default: text on a terminal, JSON elsewhere].",
 )
-@click.option(
+@defaulted(
     "--progress-interval",
-    type=click.FloatRange(min=1),
-    default=30.0,
-    show_default=True,
-    help="Seconds between progress lines when not on a terminal.",
+    click.FloatRange(min=1),
+    30.0,
+    "Seconds between progress lines when not on a terminal.",
 )
-@click.option("--debug", is_flag=True, help="Log every request and show tracebacks.")
+@switch("--debug", "Log every request and show tracebacks.")
 def run(**options: Any) -> None:
     """Reconcile INPUT (.csv, .tsv, .txt, .csv.gz, .parquet, .xlsx, .xls or .ods) into --out."""
     from batch import UsageError  # noqa: PLC0415

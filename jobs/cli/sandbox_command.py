@@ -8,31 +8,26 @@ from typing import Any
 
 import click
 
+from jobs.cli.flags import defaulted, switch
+
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8080,
-    show_default=True,
-    help="0 picks a free port.",
-)
-@click.option(
+@defaulted("--host", None, "127.0.0.1")
+@defaulted("--port", click.IntRange(0, 65535), 8080, "0 picks a free port.")
+@defaulted(
     "--api-key-env",
-    default="SANDBOX_API_KEY",
-    show_default=True,
-    help="Environment variable holding the key the sandbox accepts [default key: sandbox-key].",
+    None,
+    "SANDBOX_API_KEY",
+    "Environment variable holding the key the sandbox accepts [default key: sandbox-key].",
 )
 @click.option("--rate-limit", type=click.IntRange(min=1), help="Requests per sliding second.")
 @click.option("--minute-limit", type=click.IntRange(min=1), help="Requests per sliding minute.")
-@click.option(
+@switch(
     "--limit-headers",
-    is_flag=True,
-    help="State the limits as Kong does: X-RateLimit-*-Second/-Minute and RateLimit-*.",
+    "State the limits as Kong does: X-RateLimit-*-Second/-Minute and RateLimit-*.",
 )
 @click.option("--daily-cap", type=click.IntRange(min=0), help="Requests per API per day.")
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@defaulted("--latency-ms", click.FloatRange(min=0), 0.0)
 @click.option(
     "--fault",
     "faults",
@@ -43,13 +38,11 @@ import click
     "notjson reset slow unknown_result unknown_shape redirect duplicate endless_headers "
     "huge_body.",
 )
-@click.option("--gzip", is_flag=True, help="Gzip every answer, whatever the client accepts.")
+@switch("--gzip", "Gzip every answer, whatever the client accepts.")
 @click.option(
     "--close-after", type=click.IntRange(min=1), help="Close each connection after N answers."
 )
-@click.option(
-    "--close-silently", is_flag=True, help="With --close-after: no `Connection: close` header."
-)
+@switch("--close-silently", "With --close-after: no `Connection: close` header.")
 @click.option(
     "--outage",
     metavar="KIND:SECONDS[@AFTER]",
