@@ -13,7 +13,7 @@ from typing import Any
 
 from batch import deferred
 from jobs.dataset.nights import finished_nights
-from jobs.dataset.outputs import SCHEMA_METADATA
+from jobs.dataset.outputs import table_schema
 
 EVENTS = (
     "new_customer",
@@ -126,16 +126,14 @@ def duckdb_connection() -> Any:
 def changes_schema(ci_field: str) -> Any:
     import pyarrow as pa  # noqa: PLC0415
 
-    return pa.schema(
+    text = pa.string()
+    return table_schema(
         [
-            pa.field(ci_field, pa.string(), nullable=False),
-            pa.field("event", pa.string(), nullable=False),
-            pa.field("detail", pa.string()),
-            pa.field("previous", pa.string()),
-            pa.field("current", pa.string()),
+            pa.field(ci_field, text, nullable=False),
+            pa.field("event", text, nullable=False),
+            *(pa.field(name, text) for name in ("detail", "previous", "current")),
             pa.field("previous_run_date", pa.date32()),
-        ],
-        metadata=SCHEMA_METADATA,
+        ]
     )
 
 

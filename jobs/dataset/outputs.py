@@ -78,10 +78,17 @@ def workbook_views(ci_field: str, keep_columns: Sequence[str]) -> list[View]:
     ]
 
 
+def table_schema(fields: list[Any]) -> Any:
+    """A dataset table's Arrow schema: these fields, stamped with the schema's version."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    return pa.schema(fields, metadata=SCHEMA_METADATA)
+
+
 def reconciled_schema(ci_field: str = "ci", keep_columns: Sequence[str] = ()) -> Any:
     import pyarrow as pa  # noqa: PLC0415  (lazy: keeps --help fast)
 
-    return pa.schema(
+    return table_schema(
         [
             pa.field(ci_field, pa.string(), nullable=False),
             pa.field("kor_name", pa.string(), nullable=False),
@@ -96,22 +103,20 @@ def reconciled_schema(ci_field: str = "ci", keep_columns: Sequence[str] = ()) ->
             pa.field("checked_at", pa.timestamp("us", tz="UTC")),
             pa.field("asked_on", pa.date32()),
             *(pa.field(name, pa.string()) for name in keep_columns),
-        ],
-        metadata=SCHEMA_METADATA,
+        ]
     )
 
 
 def accounts_schema(ci_field: str = "ci") -> Any:
     import pyarrow as pa  # noqa: PLC0415
 
-    return pa.schema(
+    return table_schema(
         [
             pa.field(ci_field, pa.string(), nullable=False),
             pa.field("com_id", pa.string(), nullable=False),
             pa.field("vt_acc_no", pa.string(), nullable=False),
             pa.field("vt_acc_alias", pa.string()),
-        ],
-        metadata=SCHEMA_METADATA,
+        ]
     )
 
 
@@ -119,7 +124,7 @@ def runs_schema() -> Any:
     import pyarrow as pa  # noqa: PLC0415
 
     counts = ("rows", "rejected", "customers", "linked", "non_member", "no_linked_account", "error")
-    return pa.schema(
+    return table_schema(
         [
             pa.field("run_id", pa.string()),
             pa.field("run_date", pa.date32()),
@@ -136,8 +141,7 @@ def runs_schema() -> Any:
             pa.field("carried", pa.int64()),  # answers carried from an earlier night (--max-age)
             pa.field("current", pa.bool_()),  # the run whose files the night's partitions hold
             pa.field("sinks", pa.string()),  # loading, loaded, failed: …, interrupted by …
-        ],
-        metadata=SCHEMA_METADATA,
+        ]
     )
 
 
@@ -149,7 +153,7 @@ def timeline_schema() -> Any:
     import pyarrow as pa  # noqa: PLC0415
 
     stamp = pa.timestamp("us", tz="UTC")
-    return pa.schema(
+    return table_schema(
         [
             pa.field("at", stamp),
             pa.field("session_started", stamp),
@@ -159,8 +163,7 @@ def timeline_schema() -> Any:
             pa.field("req_per_s", pa.float64()),
             pa.field("quota", pa.float64()),
             pa.field("outage_seconds", pa.float64()),  # the API down so far, this session
-        ],
-        metadata=SCHEMA_METADATA,
+        ]
     )
 
 
