@@ -198,8 +198,8 @@ class AnswerError(RequestError):
     """An HTTP answer came back, but not the answer asked for."""
 
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
         self.retry_after = retry_after
+        super().__init__(reason)
 
 
 class RateLimited(AnswerError):
