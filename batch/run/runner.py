@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from importlib.util import find_spec
 from typing import Any, TypeVar
 
 from batch.contract import Verdict
@@ -62,10 +63,10 @@ def run_async(
 
 def fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop where it is installed: measured 4% cheaper per request than asyncio's loop."""
-    try:
-        import uvloop  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+    if find_spec("uvloop") is None:  # pragma: no cover - uvloop is a dependency on Linux
         return None
+    import uvloop  # noqa: PLC0415
+
     return uvloop.new_event_loop
 
 
@@ -96,13 +97,13 @@ class Runner:
         idle: Callable[[], bool] | None = None,
     ) -> None:
         self._store = store
-        self._idle = idle
-        self._stall_timeout = stall_timeout
         self._handler = handler
         self._workers = workers
-        self._drain_timeout = drain_timeout
-        self._on_outcome = on_outcome
         self._queue: asyncio.Queue[OpenItem | None] = asyncio.Queue(maxsize=workers * 2)
+        self._drain_timeout = drain_timeout
+        self._stall_timeout = stall_timeout
+        self._idle = idle
+        self._on_outcome = on_outcome
         self._stopping = asyncio.Event()
         self._fatal: BaseException | None = None
         self._signal: int | None = None
