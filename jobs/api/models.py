@@ -15,14 +15,6 @@ class Api(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Partner:
-    """The fintech company and service the key belongs to."""
-
-    com_id: str
-    srv_id: str
-
-
-@dataclass(frozen=True, slots=True)
 class Customer:
     """One distinct, valid customer from the input, with the input columns kept for outputs."""
 
@@ -61,6 +53,14 @@ class ConsentAnswer:
     platform_code: str | None = (
         None  # set when the answer came as "not found user" / "CI Not Found"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Partner:
+    """The fintech company and service the key belongs to."""
+
+    com_id: str
+    srv_id: str
 
 
 def envelope(partner: Partner, customer: Customer, request_id: str) -> dict[str, object]:
