@@ -33,6 +33,7 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/pacing.py
 	$(PY) bench/month.py
 	$(PY) bench/month.py --daily-cap 6000
 

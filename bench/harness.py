@@ -203,5 +203,14 @@ class OtherLoad:
         self.by_figure[figure] = max(0.0, others) / max(wall_after - wall, 1e-9)
 
 
+def print_table(rows: list[Row]) -> None:
+    """The figures as a Markdown table: figure, value, target, ok."""
+    width = max(len(r[0]) for r in rows)
+    print(f"| {'figure':<{width}} | value | target | ok |")
+    print(f"|{'-' * (width + 2)}|---|---|---|")
+    for figure, value, target, ok in rows:
+        print(f"| {figure:<{width}} | {value} | {target} | {'yes' if ok else 'NO'} |")
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)

@@ -334,6 +334,7 @@ def json_upstream(body: bytes = b'{"result": "member"}') -> Iterator[JsonUpstrea
 GATEWAY_LOG_FORMAT = (
     "$status $request_method $request_uri upstream=$upstream_status"
     ' conn=$connection:$connection_requests ae="$http_accept_encoding" rt=$request_time'
+    " t=$msec"
 )
 
 

@@ -178,7 +178,7 @@ def test_exit_1_says_the_error_fraction_and_the_top_reasons(sandbox, tmp_path: P
     assert lines == [
         (
             "member-recon: 6 of 20 customers (30.0%) ended in error, above --max-error-rate "
-            "0.25; top reasons: 6 x register/search: register/search answered an unknown "
+            "0.25; top reasons: 6 x register/search: answered an unknown "
             "result 'maybe'"
         ),
         (

@@ -243,10 +243,13 @@ def test_a_few_customers_that_always_fail_end_in_error_not_in_an_outage(sandbox,
 @pytest.mark.parametrize(
     ("fault", "message"),
     [
-        (Fault("redirect", 1.0), r"(register|consent)/search: HTTP 302 redirect; check --base-url"),
+        (
+            Fault("redirect", 1.0),
+            r"(register|consent)/search: HTTP 302 redirect; check the API's base URL",
+        ),
         (
             Fault("unknown_shape", 1.0, api="consent/search"),
-            "consent/search answered without vtAccList",
+            "consent/search: answered without vtAccList",
         ),
     ],
     ids=["redirect", "unknown_shape"],

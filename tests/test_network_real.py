@@ -14,13 +14,16 @@ import json
 import re
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import pytest
 
+from batch.http.classify import read_answer
 from batch.http.transport import HttpTransport, TransportSettings
 from jobs.api.answers import read_consent
 from jobs.api.models import Customer, Partner, envelope
@@ -102,7 +105,8 @@ async def test_a_gzipped_answer_is_read_even_when_identity_was_asked(
     lines = gateway.log_lines()  # whole once nginx has stopped
     assert answer.status == 200
     assert answer.headers["content-encoding"] == "gzip"  # it came gzipped...
-    numbers = [account.vt_acc_no for account in read_consent(answer).accounts]
+    consent = read_answer(answer, read_consent)
+    numbers = [account.vt_acc_no for account in consent.accounts]
     assert numbers == [number for _, number, _ in truth(ci).accounts]  # ...and reads
     assert ' ae="identity" ' in lines[0]
 
@@ -139,6 +143,72 @@ def test_a_gateway_limit_below_rate_is_found_and_kept(sandbox, tmp_path: Path) -
     # 120 answers at 20 r/s take 6 s; halving the rate on every 429 took several times that.
     ideal = 120 / 20
     assert summary["duration_s"] <= 2 * ideal
+
+
+@pytest.mark.parametrize("rate", ["40", "20"])
+def test_a_strict_gateway_without_burst_is_met_without_customers_in_error(
+    sandbox, tmp_path: Path, rate: str
+) -> None:
+    """nginx allows 20 r/s with no burst at all: any two requests closer than 50 ms, one is 429."""
+    people = customers(60, salt="strict")
+    path = write_csv(tmp_path / "in.csv", people)
+    with nginx_gateway(sandbox.base_url, limit_rps=20) as gateway:
+        result = job(gateway, path, tmp_path / "out", "--rate", rate, **gateway.env())
+    assert result.exit_code == 0, result.stderr
+    check_truth(result, [ci for ci, _ in people])
+    statuses = gateway.statuses()
+    assert result.summary()["http_429"] == statuses[429]
+    # Starts are never closer than the interval once the gateway has refused: the 429s
+    # stay a small share (the half-interval catch-up used to make every other one a 429).
+    assert statuses[429] <= 0.2 * statuses.total()
+
+
+class LiveApp:
+    """A second loopback client asking through the same nginx zone, as the live app does."""
+
+    def __init__(self, gateway: Gateway, per_second: float) -> None:
+        self._gateway = gateway
+        self._pause = 1 / per_second
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.statuses: list[int] = []
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        context = self._gateway.ssl_context()
+        url = f"{self._gateway.base_url}/register/search"
+        ci, name = customers(1, salt="app")[0]
+        body = orjson.dumps(envelope(Partner("F0995", "297"), Customer(ci, name), "app-1"))
+        while not self._stop.wait(self._pause):
+            request = urllib.request.Request(url, data=body, headers={"apikey": API_KEY})
+            try:
+                with urllib.request.urlopen(request, context=context, timeout=5) as answer:
+                    self.statuses.append(answer.status)
+            except urllib.error.HTTPError as refused:
+                self.statuses.append(refused.code)
+
+
+def test_a_live_app_in_the_same_nginx_zone_costs_the_job_no_customer(
+    sandbox, tmp_path: Path
+) -> None:
+    people = customers(80, salt="zone")
+    path = write_csv(tmp_path / "in.csv", people)
+    with (
+        nginx_gateway(sandbox.base_url, limit_rps=20, burst=5) as gateway,
+        LiveApp(gateway, per_second=6) as app,
+    ):
+        result = job(gateway, path, tmp_path / "out", "--rate", "20", **gateway.env())
+    assert result.exit_code == 0, result.stderr
+    check_truth(result, [ci for ci, _ in people])
+    assert len(app.statuses) > 0  # the app did share the zone meanwhile
+    assert result.summary()["http_429"] + app.statuses.count(429) == gateway.statuses()[429]
 
 
 @contextlib.contextmanager

@@ -218,6 +218,6 @@ def test_summary_table_lists_errors_by_reason(sandbox, tmp_path: Path) -> None:
     sandbox.sandbox.configure(faults=(Fault("unknown_result", 1.0, api="register/search"),))
     path = write_csv(tmp_path / "in.csv", PEOPLE[:5])
     result = job(sandbox, path, tmp_path / "out", "--max-error-rate", "1")
-    assert "error: 5 x register/search: register/search answered an unknown result" in result.stdout
+    assert "error: 5 x register/search: answered an unknown result" in result.stdout
     reasons = pd.Series(result.summary()["errors_by_reason"])
     assert reasons.sum() == 5

@@ -77,7 +77,7 @@ def test_account_fields_are_checked_against_the_page_or_cleaned(sandbox, tmp_pat
     assert result.exit_code == 0, result.stderr
     frame = result.reconciled()
     errors = frame.query("status == 'error'")["error"].tolist()
-    assert errors == ["consent/search: consent/search answered a vtAccNo that is not 18 digits"] * 2
+    assert errors == ["consent/search: answered a vtAccNo that is not 18 digits"] * 2
     assert (frame["linked_accounts"] == 3).sum() >= 3  # the echoing answers are kept, cleaned
     accounts = result.accounts()
     assert accounts["vt_acc_no"].str.fullmatch(r"[0-9]{18}").all()

@@ -15,9 +15,11 @@ from batch.errors import (
     UnexpectedAnswer,
     UsageError,
 )
+from batch.http.classify import read_answer
 from batch.http.limits import retry_after, stated_limits
 from batch.http.transport import HttpAnswer
-from jobs.api.answers import interpret, parse_date
+from jobs.api import answers
+from jobs.api.answers import parse_date
 from jobs.api.client import new_request_ids
 from jobs.api.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
 from jobs.privacy import mask_ci
@@ -70,6 +72,11 @@ def test_request_ids_are_20_characters_with_one_prefix_per_run() -> None:
 
 def test_mask_shows_four_characters_and_the_length() -> None:
     assert mask_ci(CI) == f"{CI[:4]}…(88)"
+
+
+def interpret(api: Api, http: HttpAnswer) -> MembershipAnswer | ConsentAnswer:
+    """What the gate makes of an answer: the engine's default reading, then the job's."""
+    return read_answer(http, lambda json: answers.interpret(api, json))
 
 
 def answer(status: int, body: object, **headers: str) -> HttpAnswer:
@@ -135,8 +142,11 @@ def test_an_empty_account_list_means_no_accounts(empty: object) -> None:
             UnexpectedAnswer,
             "without vtAccNo",
         ),
-        (Api.REGISTER, 200, b'{"result": "mem', {}, UnexpectedAnswer, "truncated or invalid JSON"),
-        (Api.REGISTER, 200, b"OK", {}, UnexpectedAnswer, "not JSON"),
+        # A broken 200 is transient (retried), not a sign that the API changed.
+        (Api.REGISTER, 200, b'{"result": "mem', {}, ServerFailure, "truncated or invalid JSON"),
+        (Api.REGISTER, 200, b"OK", {}, ServerFailure, "not JSON"),
+        (Api.CONSENT, 200, b"", {}, ServerFailure, "HTTP 200 with an empty body"),
+        (Api.CONSENT, 503, {"message": "no peer"}, {}, ServerFailure, "HTTP 503"),
         (Api.REGISTER, 502, b"<html><body>Bad Gateway</body></html>", {}, ServerFailure, "HTML"),
         (Api.REGISTER, 500, b"Internal Server Error", {}, ServerFailure, "HTTP 500"),
         (Api.REGISTER, 503, b"", {}, ServerFailure, "an empty body"),

@@ -268,3 +268,22 @@ def test_config_changes_from_json(payload: dict[str, object], expected: dict[str
 def test_bad_config_changes(payload: object) -> None:
     with pytest.raises((ValueError, TypeError)):
         config_changes(payload, now=0.0)
+
+
+def test_a_live_app_takes_its_swinging_share_of_the_quota() -> None:
+    # The app swings 0..50 req/s over 10 s: 250 requests, all within a 100 req/s quota.
+    config = SandboxConfig(api_key=KEY, rate_limit=100, app_load=50, app_period=10)
+    state = SandboxState()
+    statuses = [ask(config, state, i / 20).status for i in range(200)]  # the job: 20 req/s
+    assert statuses.count(429) == 0
+    assert 245 <= state.stats.app_admitted <= 255
+    assert state.stats.app_refused == 0
+
+
+def test_a_live_app_and_the_job_over_the_quota_are_both_refused() -> None:
+    config = SandboxConfig(api_key=KEY, rate_limit=40, app_load=50, app_period=10)
+    state = SandboxState()
+    statuses = [ask(config, state, i / 20).status for i in range(200)]
+    assert statuses.count(429) > 0  # the job's share shrinks while the app is busy...
+    assert state.stats.app_refused > 0  # ...and the app, too, meets the limit
+    assert state.stats.over_limit == statuses.count(429)

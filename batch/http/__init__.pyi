@@ -1,5 +1,14 @@
 # The names `batch.http` exports, each from the module that defines it.
 
+from .classify import (
+    JsonAnswer as JsonAnswer,
+)
+from .classify import (
+    Reader as Reader,
+)
+from .classify import (
+    read_answer as read_answer,
+)
 from .gate import (
     ASKING as ASKING,
 )

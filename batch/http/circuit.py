@@ -178,7 +178,7 @@ class AnswerBreaker:
         self._bad = 0
         self._limit = limit
 
-    def record(self, failure: RequestError | None) -> None:
+    def record(self, failure: RequestError | None, path: str = "") -> None:
         if len(self._recent) == self._recent.maxlen:
             self._bad -= self._recent[0]
         self._recent.append(failure is not None)
@@ -186,6 +186,6 @@ class AnswerBreaker:
         if failure is not None and self._bad >= self._limit:
             raise UnusableAnswers(
                 f"{self._bad} of the last {len(self._recent)} answers could not be used "
-                f"(last: {failure.reason}); the API may have changed: stopping before the "
+                f"(last: {path}: {failure.reason}); the API may have changed: stopping before the "
                 "quota burns"
             )

@@ -1,11 +1,13 @@
 """The request gate: every request goes through pacing, the daily cap, retry and the breakers.
 
 The gate knows HTTP and limits, not the job: the job hands it a `GateRequest` (a path,
-a body, and the daily cap it draws on) and a `read` function that turns an
-`HttpAnswer` into the job's typed answer or raises an `AnswerError` saying what the
-answer was. The gate decides what follows:
+a body, and the daily cap it draws on) and a `read` function that turns a `JsonAnswer`
+into the job's typed answer, None for one that is not the job's, or raises what its
+platform said. What HTTP says on its own (429, redirects, broken bodies, 5xx) is read
+by batch/http/classify.py, the same for every job. The gate decides what follows:
 
-* pacing: `AdaptiveLimiter`, at most the configured rate, settling near the gateway's real limit;
+* pacing: `AdaptiveLimiter`, at most the configured rate, cut only when a window's
+  refusals say the job is over the gateway's limit;
 * the daily cap: `DailyQuota`, never below the reserve (a `PausedError` instead);
 * retry: transport errors, 429s and server failures, with stamina's backoff or the
   server's Retry-After, `attempts` times at most;
@@ -21,7 +23,6 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -41,11 +42,12 @@ from batch.errors import (
     UnexpectedAnswer,
 )
 from batch.http.circuit import AnswerBreaker, OutageCircuit
-from batch.http.limits import retry_after, stated_limits
+from batch.http.classify import Reader, read_answer
+from batch.http.limits import stated_limits
 from batch.http.pacing import AdaptiveLimiter
 from batch.http.quota import DailyQuota
 from batch.http.retry import RetryPolicy, call_with_retry, is_retryable, quiet_retry_hooks
-from batch.http.transport import HttpAnswer, HttpTransport, TransportSettings, proxy_for
+from batch.http.transport import HttpAnswer, HttpTransport, Transport, TransportSettings, proxy_for
 from batch.log import Log
 
 T = TypeVar("T")
@@ -104,13 +106,16 @@ class GateStats:
 class RequestGate:
     """Sends requests under the run's limits and turns failures into what the job should see."""
 
-    def __init__(self, settings: GateSettings, log: Log) -> None:
+    def __init__(
+        self, settings: GateSettings, log: Log, transport: Transport | None = None
+    ) -> None:
+        """`transport` defaults to aiohttp's, made from `settings.transport`."""
         self.settings = settings
         self.stats = GateStats()
         self.quota = DailyQuota(reserve=settings.daily_reserve)
         self._log = log
         self._debug = log.is_enabled_for(logging.DEBUG)
-        self._transport = HttpTransport(settings.transport)
+        self._transport: Transport = transport or HttpTransport(settings.transport)
         self._limiter = AdaptiveLimiter(settings.rate)
         self._circuit = OutageCircuit(
             threshold=settings.outage_threshold, max_outage=settings.max_outage
@@ -120,7 +125,7 @@ class RequestGate:
         self._in_flight = asyncio.Semaphore(settings.transport.connections)
         self._answered_once = False
         # The last request answered in full: the probe when the circuit is open.
-        self._canary: tuple[GateRequest, Callable[[HttpAnswer], Any]] | None = None
+        self._canary: tuple[GateRequest, Reader[Any]] | None = None
         self._hooks = quiet_retry_hooks()
         self._answered_on: collections.OrderedDict[int, collections.deque[object]] = (
             collections.OrderedDict()
@@ -151,7 +156,7 @@ class RequestGate:
         """The outage circuit: whether the server is down now, and for how long it was."""
         return self._circuit
 
-    async def send(self, request: GateRequest, read: Callable[[HttpAnswer], T]) -> T | RequestError:
+    async def send(self, request: GateRequest, read: Reader[T]) -> T | RequestError:
         """The answer, or the failure this request ended with; a `RunError` stops the run."""
         attempts = 0
 
@@ -171,7 +176,7 @@ class RequestGate:
                 return type(failure)(f"{failure.reason} after {attempts} {tries}")
             return failure
 
-    async def _attempt(self, request: GateRequest, read: Callable[[HttpAnswer], T]) -> T:
+    async def _attempt(self, request: GateRequest, read: Reader[T]) -> T:
         """One counted attempt; failures while the server is down are waited out, not counted."""
         while True:
             probe = await self._circuit.admit()
@@ -207,7 +212,7 @@ class RequestGate:
                 continue
             self._answered_once = True
             try:
-                result = read(answer)
+                result = self._read(answer, read)
             except ServerFailure as failure:
                 if self._circuit.failed(failure.reason, probe=probe, item=request.item):
                     continue
@@ -217,16 +222,14 @@ class RequestGate:
                 raise
             except (UnexpectedAnswer, ItemRejected) as failure:
                 self._circuit.succeeded()
-                self._breaker.record(failure)
+                self._breaker.record(failure, request.path)
                 raise
             self._circuit.succeeded()
             self._breaker.record(None)
             self._canary = (request, read)
             return result
 
-    async def _probe_with_canary(
-        self, request: GateRequest, read: Callable[[HttpAnswer], Any]
-    ) -> None:
+    async def _probe_with_canary(self, request: GateRequest, read: Reader[Any]) -> None:
         """Probe with the last request the server answered, not with a waiting item's own.
 
         A few items that always fail would otherwise probe with their own requests, keep
@@ -244,7 +247,7 @@ class RequestGate:
             self._circuit.abandon_probe()
             return
         try:
-            read(answer)
+            self._read(answer, read)
         except ServerFailure as failure:
             self._circuit.failed(failure.reason, probe=True, item=request.item)
             return
@@ -276,9 +279,6 @@ class RequestGate:
             remaining = limits.day_remaining
             if remaining is not None and remaining <= self.settings.daily_reserve:
                 raise PausedError(self._paused_message())
-            self._limiter.answered(rate_limited=True, retry_after=retry_after(answer.headers))
-        else:
-            self._limiter.answered(rate_limited=False)
         if limits.per_second is not None:
             self._limiter.state_limit(limits.per_second)
         if limits.hold_for:
@@ -306,6 +306,18 @@ class RequestGate:
             if len(self._answered_on) > _CONNECTIONS:
                 self._answered_on.popitem(last=False)
         asked.append(ASKING.get())
+
+    def _read(self, answer: HttpAnswer, read: Reader[T]) -> T:
+        """The job's answer, or the failure it means; a refusal is told to the pacing."""
+        refused: RateLimited | None = None
+        try:
+            return read_answer(answer, read)
+        except RateLimited as failure:
+            refused = failure
+            raise
+        finally:  # any other answer, even one nobody can use, the gateway accepted
+            wait = refused.retry_after if refused is not None else None
+            self._limiter.answered(rate_limited=refused is not None, retry_after=wait)
 
     def _count(self, request: GateRequest, status: str, started: float) -> None:
         self.stats.by_status[status] += 1

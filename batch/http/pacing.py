@@ -1,13 +1,22 @@
-"""Request pacing that settles near a gateway's real limit: one timer wakes waiters in order.
+"""Request pacing that tells a gateway's limit from its noise: one timer wakes waiters in order.
 
-The rate starts at the configured ceiling. A 429 cuts it, at most once per
-window, to a fraction of what the gateway accepted in the last window; then the rate
-probes upward again, slowly while 429s are recent and faster after a quiet spell. A
-limit the gateway states in its headers lowers the ceiling, never raises it.
+`AcceptanceModel` (pure: the clock is passed in) models the gateway by what it accepts,
+as BBR models a path by its delivery rate rather than by its losses. Every answer is
+kept for one window; a judgement every quarter window reads the refused share:
 
-asyncio-throttle's sliding log stays the hard guarantee of at most `ceiling` starts
-in any window; the pacing in front of it spaces starts evenly, so that a gateway
-counting arrivals never sees a window's quota arrive as one burst.
+* over `OVER_SHARE` (with at least `MIN_REFUSED` refusals; a lone 429 among accepted
+  answers is noise, retried by its request and nothing more), or a Retry-After longer
+  than a window: the job is over the limit. The rate is cut to what the gateway
+  accepted in that window; if the job was probing above its last good rate, to that.
+* clean: the rate is held for a plateau (longer while cuts keep landing at the same
+  rate, as against a strict gateway), then probes upward, slowly and then faster,
+  so that a limit that moved up (a live app that went quiet) is found in seconds.
+
+`AdaptiveLimiter` spaces starts at that rate, in the way of aiolimiter's leaky bucket
+(one timer, waiters woken in their order, no polling): never two starts closer than the
+interval, lateness after a stall is lost rather than paid back in a burst, and a log of
+the last starts keeps at most `rate` starts in any window plus a guard, so that a loaded
+machine that delays a few requests on their way out does not crowd a window at the server.
 """
 
 from __future__ import annotations
@@ -16,148 +25,259 @@ import asyncio
 import collections
 import math
 
-from asyncio_throttle import Throttler
-
-CUT_TO = 0.9  # of what the gateway accepted in the last window
-DEEP_CUT = 0.5  # a cut to less than this share of the rate means the window is overfull
-QUIET_AFTER = 30.0  # seconds without a 429 before probing fast again
-SLOW_GROWTH = 0.02  # of the rate per second, while 429s are recent
-FAST_GROWTH = 0.05  # of the ceiling per second, after a quiet spell
+OVER_SHARE = 0.03  # refused share of a window's answers that says the job is over the limit
+MIN_REFUSED = 2  # one refusal alone is never a verdict
+GROSS_REFUSED, GROSS_SHARE = 5, 0.25  # so far over that a quarter window tells
+JUDGE_EVERY = 0.25  # of a window
+FIRST_PLATEAU = 1.0  # windows a new rate is held before probing upward
+MAX_PLATEAU = 8.0  # windows, when cuts keep landing at the same rate
+SAME_RATE = 0.05  # two cuts within this share of each other found the same limit
+PROBE_START = 0.01  # of the rate per window, right after the plateau
+PROBE_MAX = 0.25  # of the rate per window, after doubling each window of clean answers
 # A gateway's word on a longer pause (an hour's window spent) is checked again after this:
 # the next answer says whether to wait on, and a run never sleeps into its watchdog.
 MAX_HOLD = 60.0
+MARGIN = 0.005  # the spacing's margin over the interval, for jitter on the way
+STRICT_MARGIN = 0.02  # ... after a cut; it narrows back to MARGIN while answers are clean
+MARGIN_STEP, MAX_MARGIN = 0.01, 0.1  # a refusal below the last good rate widens it so far
+GUARD = 0.02  # of a window: the hard log counts `rate` starts over this much longer
+# A busy machine wakes the loop late by milliseconds; unless the gateway refused lately,
+# a start may follow a late one by this share of an interval less, so that such lateness
+# is not lost. The schedule never lags behind a start: a stall's lateness is lost, and the hard
+# log keeps any window at the rate.
+CATCH_UP = 0.25
+TIMER_TICK = 0.001  # ... or a whole tick, up to half an interval, at rates over 250/s
 _NEGLIGIBLE_WAIT = 0.0005
 
 
-class AdaptiveLimiter:
-    """At most `rate` starts per `period`, evenly spaced, adapting to the gateway's 429s."""
+class AcceptanceModel:
+    """The rate to send at, from the answers of the last window (pure; times in seconds)."""
 
-    def __init__(self, rate: float, period: float = 1.0, margin: float = 0.009) -> None:
+    def __init__(self, ceiling: float, period: float = 1.0) -> None:
+        self.ceiling = ceiling
+        self.period = period
+        self.rate = ceiling
+        self.floor = min(ceiling, 0.5 / period)
+        self.cuts = 0
+        self._good = ceiling  # the highest rate a whole clean window was sent at
+        self._answers: collections.deque[tuple[float, bool]] = collections.deque()
+        self._since = -math.inf  # answers before this (a cut, the start) do not count
+        self._judged = -math.inf
+        self._held_rates: collections.deque[tuple[float, float]] = collections.deque()
+        self._steady_from = -math.inf  # probing starts a plateau after this
+        self._plateau = FIRST_PLATEAU * period
+        self._last_cut_rate = 0.0
+        self._failed_at = math.inf  # the rate the last cut was made at
+        # The spacing's margin over the interval: small until the gateway has refused the
+        # job, then whatever keeps refusals rare, for a gateway that counts every gap
+        # (nginx's limit_req without burst) sees the jitter of a busy machine as bursts.
+        self.margin = MARGIN
+
+    def answered(self, now: float, *, refused: bool, retry_after: float | None = None) -> bool:
+        """Record one answer; True if it cut the rate."""
+        if self._since == -math.inf:
+            self._since = self._judged = self._steady_from = now
+        self._answers.append((now, refused))
+        if refused and self.cuts and self.rate <= self._good:
+            self.margin = min(MAX_MARGIN, self.margin + MARGIN_STEP)
+        if refused and retry_after is not None and retry_after > self.period:
+            return self._cut(now)  # the gateway says its window is spent: no doubt left
+        if now - self._judged < JUDGE_EVERY * self.period:
+            return False
+        return self.judge(now)
+
+    def judge(self, now: float) -> bool:
+        """Read the last window: cut if it says the job is over the limit, else maybe probe."""
+        self._judged = now
+        while self._answers and self._answers[0][0] <= now - self.period:
+            self._answers.popleft()
+        seen = min(self.period, now - self._since)
+        refused = sum(1 for _, was_refused in self._answers if was_refused)
+        if refused >= GROSS_REFUSED and refused > GROSS_SHARE * len(self._answers):
+            return self._cut(now)  # far over the limit: no need to wait for half a window
+        if seen < self.period / 2:
+            return False  # too little since the last cut to say anything new
+        if refused >= MIN_REFUSED and refused > OVER_SHARE * len(self._answers):
+            return self._cut(now)
+        if not refused:  # clean: the margin narrows back, and with it strict spacing ends
+            self.margin = max(MARGIN, self.margin - MARGIN_STEP / 20)
+        self._remember_good(now)
+        self._probe(now)
+        return False
+
+    def state_limit(self, per_second: float) -> None:
+        """The gateway stated its limit: never go above it."""
+        if per_second < self.ceiling:
+            self.ceiling = max(per_second, self.floor)
+            self.rate = min(self.rate, self.ceiling)
+            self._good = min(self._good, self.ceiling)
+
+    def _cut(self, now: float) -> bool:
+        # What the gateway accepted per second, over the span its answers came in: the
+        # first answers of a run come late (connections are being made), not fewer.
+        first = self._answers[0][0] if self._answers else now
+        seen = max(min(self.period, now - first), self.period / 10)
+        accepted = sum(1 for _, refused in self._answers if not refused) * self.period / seen
+        # Probing above the last good rate found the limit: back to that rate. Otherwise
+        # the limit came down to meet the job: what the gateway takes now.
+        probing = self.rate > self._good
+        new_rate = max(accepted, self._good) if probing else accepted
+        # A window begun at a cut may still hold refusals the cut has not reached: never
+        # below half the rate in one cut; the next window cuts again if it must.
+        new_rate = max(self.floor, self.rate / 2, min(self.rate, new_rate))
+        if abs(new_rate - self._last_cut_rate) <= SAME_RATE * new_rate:
+            self._plateau = min(self._plateau * 2, MAX_PLATEAU * self.period)
+        else:
+            self._plateau = FIRST_PLATEAU * self.period
+        self._last_cut_rate = new_rate
+        self._failed_at = self.rate
+        self.rate = self._good = new_rate
+        self.cuts += 1
+        self.margin = max(self.margin, STRICT_MARGIN)
+        self._answers.clear()
+        self._held_rates.clear()
+        self._since = self._steady_from = self._judged = now
+        return True
+
+    def _remember_good(self, now: float) -> None:
+        """The rate held a whole window ago has now had a clean window: it is good."""
+        self._held_rates.append((now, self.rate))
+        while len(self._held_rates) > 1 and self._held_rates[1][0] <= now - self.period:
+            self._held_rates.popleft()
+        when, rate = self._held_rates[0]
+        if when <= now - self.period + JUDGE_EVERY * self.period:
+            self._good = max(self._good, rate)
+
+    def _probe(self, now: float) -> None:
+        if self.rate >= self.ceiling:
+            return
+        steady = now - self._steady_from - self._plateau
+        if steady <= 0:
+            return
+        if self.rate < self._good:  # below the last good rate (a stated limit lifted): back
+            self.rate = min(self._good, self.ceiling)
+            return
+        # Far below the rate that failed, close a quarter of the gap each judgement; near
+        # it (or past it: the limit moved up), probe slowly, faster the longer all is well.
+        gap = (self._failed_at - self.rate) / self.rate if self._failed_at < math.inf else 0
+        growth = max(min(gap, 1.0), min(PROBE_MAX, PROBE_START * 2 ** (steady / self.period)))
+        self.rate = min(self.ceiling, self.rate * (1 + growth * JUDGE_EVERY))
+
+
+class AdaptiveLimiter:
+    """At most `rate` starts per `period`, evenly spaced, adapting to what the gateway accepts.
+
+    A start counts when its caller runs again, not when it is woken: on a busy loop the
+    two can be milliseconds apart, and a gateway that counts arrivals sees the former.
+    """
+
+    def __init__(self, rate: float, period: float = 1.0) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.period = period
-        self._configured = rate
-        self._ceiling = rate
-        self._rate = rate
-        self._margin = 1.0 + margin
-        self._floor = min(rate, 0.5 / period)
-        self._throttler = Throttler(rate_limit=max(1, math.floor(rate * period)), period=period)
+        self.model = AcceptanceModel(rate, period)
+        self._log_window = period * (1 + GUARD)
+        self._log: collections.deque[float] = collections.deque()
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
-        self._next_start = 0.0
-        self._held_until = 0.0
-        self._grown_at = 0.0
-        self._last_cut = -math.inf
-        self._last_429 = -math.inf
-        self._accepted: collections.deque[float] = collections.deque()
-        self._first_start = 0.0
-        self.cuts = 0
+        self._next_start = -math.inf
+        self._last_start = -math.inf  # when the last woken caller ran again
+        self._woken = 0  # callers woken that have not run yet
+        self._held_until = -math.inf
 
     @property
     def rate(self) -> float:
         """The rate in force now."""
-        return self._rate
+        return self.model.rate
 
     @property
     def ceiling(self) -> float:
         """The most it will ever allow: the configured rate, or less if the gateway said so."""
-        return self._ceiling
+        return self.model.ceiling
+
+    @property
+    def cuts(self) -> int:
+        return self.model.cuts
 
     async def acquire(self) -> None:
-        """Wait for this caller's turn, then for the hard window."""
+        """Wait for this caller's turn: waiters start in their order, one interval apart."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if not self._waiters and self._due(now):
-            self._started(now)
-        else:
-            waiter = loop.create_future()
-            self._waiters.append(waiter)
-            self._arm(loop)
+        if not self._waiters and self._due(now) <= now:
+            self._scheduled(now)
+            self._ran(now)
+            return
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        self._arm(loop)
+        try:
             await waiter  # a cancelled waiter is skipped when its turn comes
-        await self._throttler.acquire()
+        finally:
+            if waiter.done() and not waiter.cancelled():
+                self._woken -= 1
+                self._ran(loop.time())
+                self._arm(loop)
 
     def answered(self, *, rate_limited: bool, retry_after: float | None = None) -> None:
-        """Record one answer: a 429 may cut the rate; anything else was accepted."""
+        """Record one answer: refusals in a window may cut the rate; a long Retry-After holds."""
         now = asyncio.get_running_loop().time()
-        if not rate_limited:
-            self._accepted.append(now)
-            return
-        self._last_429 = now
-        if retry_after is not None and retry_after > self.period:
-            # Longer than one window: the gateway's quota is spent for a while; all wait.
-            self.hold(retry_after)
-        if now - self._last_cut < self.period:
-            return  # one cut per window: the 429s of requests already sent say nothing new
-        self._last_cut = now
-        self.cuts += 1
-        while self._accepted and self._accepted[0] <= now - self.period:
-            self._accepted.popleft()
-        # Early in a run less than a window has been seen: measure over what has been.
-        seen = min(self.period, now - self._first_start) if self._first_start else self.period
-        accepted = len(self._accepted) * self.period / max(seen, self.period / 10)
-        cut = accepted * CUT_TO if accepted else self._rate / 2
-        new_rate = max(self._floor, min(self._rate, cut))
-        if new_rate < self._rate * DEEP_CUT and retry_after:
-            # Far above the limit, the gateway's window is overfull: what starts before it
-            # drains is refused too. Waiting out its Retry-After once spares those 429s.
-            self.hold(min(retry_after, self.period))
-        self._set_rate(new_rate, now)
+        if rate_limited and retry_after is not None and retry_after > self.period:
+            self.hold(retry_after)  # longer than a window: the gateway's quota is spent a while
+        self.model.answered(now, refused=rate_limited, retry_after=retry_after)
 
     def state_limit(self, per_second: float) -> None:
         """The gateway stated its limit: never go above it."""
-        if per_second < self._ceiling:
-            self._ceiling = max(per_second, self._floor)
-            self._throttler.rate_limit = max(1, math.floor(self._ceiling * self.period))
-            self._set_rate(min(self._rate, self._ceiling), asyncio.get_running_loop().time())
+        self.model.state_limit(per_second)
 
     def hold(self, seconds: float) -> None:
         """Start nothing for `seconds` (at most MAX_HOLD): the gateway asked for a pause."""
         loop = asyncio.get_running_loop()
         self._held_until = max(self._held_until, loop.time() + min(seconds, MAX_HOLD))
 
-    def _set_rate(self, rate: float, now: float) -> None:
-        self._rate = rate
-        self._grown_at = now
+    def _due(self, now: float) -> float:
+        """When the next start may go: the spacing, a hold, and the hard log all allow it.
 
-    def _grow(self, now: float) -> None:
-        elapsed = now - self._grown_at
-        self._grown_at = now
-        if self._rate >= self._ceiling or elapsed <= 0:
-            return
-        if now - self._last_429 < QUIET_AFTER:
-            step = self._rate * SLOW_GROWTH
-        else:
-            step = self._ceiling * FAST_GROWTH
-        self._rate = min(self._ceiling, self._rate + step * elapsed)
-
-    def _started(self, now: float) -> None:
-        self._first_start = self._first_start or now
-        self._grow(now)
-        interval = self.period / self._rate * self._margin
-        # Keep to the schedule after a late wake-up, so lateness does not add up, but never
-        # two starts at once: a pair would eat the jitter margin at a window's edge.
-        self._next_start = max(self._next_start + interval, now + interval / 2)
-
-    def _due(self, now: float) -> bool:
-        """A start is due; within half a millisecond counts, as the loop's timers are no finer.
-
-        uvloop rounds timers to the millisecond: waiting out a few microseconds more would
-        fire the timer again and again in the same millisecond (measured: 70 wake-ups per
-        request at an unthrottled rate).
+        Within half a millisecond counts as now: the loop's timers are no finer, and
+        waiting out a few microseconds more would fire the timer again and again in the
+        same millisecond (measured with uvloop: 70 wake-ups per request, unthrottled).
         """
-        return now + _NEGLIGIBLE_WAIT >= self._next_start and now >= self._held_until
+        if self._woken:
+            return math.inf  # the one woken last has not run yet: its run times the next
+        while self._log and self._log[0] <= now - self._log_window:
+            self._log.popleft()
+        interval = self.period / self.model.rate
+        # While the gateway's refusals are recent, it may count every gap (nginx's
+        # limit_req without burst does): no start closer than the interval with its margin.
+        strict = self.model.margin > MARGIN
+        catch_up = max(interval * CATCH_UP, min(TIMER_TICK, interval / 2))
+        least = interval * (1 + self.model.margin) if strict else interval - catch_up
+        due = max(self._next_start, self._last_start + least, self._held_until)
+        if len(self._log) >= max(1, math.floor(self.model.ceiling * self.period)):
+            due = max(due, self._log[0] + self._log_window)
+        return now if due <= now + _NEGLIGIBLE_WAIT else due
+
+    def _scheduled(self, now: float) -> None:
+        """Keep to the schedule: a start a timer tick late is not lost; a stall's lateness is."""
+        interval = self.period / self.model.rate * (1 + self.model.margin)
+        self._next_start = max(self._next_start + interval, now)
+
+    def _ran(self, now: float) -> None:
+        self._last_start = now
+        self._log.append(now)
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._timer is None and self._waiters:
-            self._timer = loop.call_at(max(self._next_start, self._held_until), self._release)
+            due = self._due(loop.time())
+            if due != math.inf:
+                self._timer = loop.call_at(due, self._release)
 
     def _release(self) -> None:
         loop = asyncio.get_running_loop()
         self._timer = None
         now = loop.time()
-        while self._waiters and self._due(now):
-            if self._wake_next():
-                self._started(now)
+        if self._waiters and self._due(now) <= now and self._wake_next():
+            self._woken += 1
+            self._scheduled(now)
         self._arm(loop)
 
     def _wake_next(self) -> bool:

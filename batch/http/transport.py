@@ -12,7 +12,8 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from types import TracebackType
+from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -251,3 +252,27 @@ def _os_reason(exc: aiohttp.ClientOSError) -> str:
     if isinstance(error, OSError) and error.errno:  # asyncio's strerror repeats the address
         return os.strerror(error.errno)
     return getattr(error, "strerror", None) or type(error).__name__
+
+
+class Transport(Protocol):
+    """What the gate sends through: `HttpTransport`, or a test's stand-in."""
+
+    @property
+    def unsolicited_answers(self) -> int: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Any: ...
+
+    async def post(self, path: str, body: bytes) -> HttpAnswer:
+        """One POST: the whole answer, or raise a `TransportError` or `ConfigurationError`."""
+        ...
+
+    def tainted(self) -> set[int]:
+        """Connections found to carry an answer nobody asked for, since last asked."""
+        ...

@@ -1,4 +1,9 @@
-"""Turning an HTTP answer of the API into a typed answer or a classified failure (pure)."""
+"""Reading the API's own answers: its JSON and its platform's errors (pure).
+
+The engine (batch/http/classify.py) reads what HTTP says on its own first: 429, redirects,
+bodies that are not whole JSON, and any answer this module does not claim (it returns None).
+Reasons never name the API: the row's error names it once.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,8 @@ import re
 from functools import partial
 from typing import Any
 
-import orjson
-
-from batch import (
-    CredentialsRejected,
-    ItemRejected,
-    RateLimited,
-    ServerFailure,
-    UnexpectedAnswer,
-    UsageError,
-)
-from batch.http import HttpAnswer, retry_after
+from batch import CredentialsRejected, ItemRejected, UnexpectedAnswer, UsageError
+from batch.http import JsonAnswer
 from jobs.api.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
 from jobs.privacy import Redactor
 
@@ -47,30 +43,19 @@ _GATEWAY_MESSAGES = frozenset(
 
 
 def interpret(
-    api: Api, answer: HttpAnswer, redactor: Redactor = _NO_SECRETS
-) -> MembershipAnswer | ConsentAnswer:
-    """The typed answer, or raise the failure this answer means.
+    api: Api, answer: JsonAnswer, redactor: Redactor = _NO_SECRETS
+) -> MembershipAnswer | ConsentAnswer | None:
+    """The typed answer, None for an answer that is not the API's, or raise what it means.
 
     Whatever the server wrote that reaches an output is either checked against the
     page's shape or passed through `redactor.outside` (no piece of a CI or the key).
     """
-    payload = _json_or_none(answer.body)
-    if answer.status == 200 and _platform_error(payload, redactor) is None:
-        if payload is None:
-            raise UnexpectedAnswer(f"{api.value}: HTTP 200 with {_describe_body(answer)}")
-        if api is Api.REGISTER:
-            return parse_membership(payload, redactor)
-        return parse_consent(payload, redactor)
-    if 300 <= answer.status < 400:
-        # Redirects are never followed: the key would go wherever a Location pointed.
-        raise UnexpectedAnswer(f"{api.value}: HTTP {answer.status} redirect; check --base-url")
+    payload = answer.payload
     if answer.status in (401, 403):
         message = _gateway_message(payload) or f"HTTP {answer.status}"
         raise CredentialsRejected(f"the API key was rejected ({message}); check KOSCOM_API_KEY")
     if answer.status == 404 and _gateway_message(payload):
         raise UsageError(f"the API has no route {api.value} at this --base-url (HTTP 404)")
-    if answer.status == 429:
-        raise RateLimited("HTTP 429", retry_after(answer.headers))
     platform = _platform_error(payload, redactor)
     if platform is not None:
         code, message = platform
@@ -80,29 +65,32 @@ def interpret(
             # No portal user for this CI: that is what "not a member" means.
             return MembershipAnswer(result="nonMember")
         raise ItemRejected(f"platform error {code} ({message})")
-    if answer.status >= 500:
-        wait = retry_after(answer.headers)
-        raise ServerFailure(f"HTTP {answer.status} with {_describe_body(answer)}", wait)
-    if 200 <= answer.status < 300:
-        raise UnexpectedAnswer(f"{api.value}: HTTP {answer.status} is not a documented answer")
-    raise ItemRejected(f"HTTP {answer.status} with {_describe_body(answer)}")
+    if answer.status != 200:
+        return None
+    if api is Api.REGISTER:
+        return parse_membership(payload, redactor)
+    return parse_consent(payload, redactor)
 
 
-def read_membership(answer: HttpAnswer, redactor: Redactor = _NO_SECRETS) -> MembershipAnswer:
-    """A register/search answer, or raise the failure it means."""
+def read_membership(
+    answer: JsonAnswer, redactor: Redactor = _NO_SECRETS
+) -> MembershipAnswer | None:
+    """A register/search answer, None if not the API's, or raise the failure it means."""
     result = interpret(Api.REGISTER, answer, redactor)
-    assert isinstance(result, MembershipAnswer)
+    assert result is None or isinstance(result, MembershipAnswer)
     return result
 
 
-def read_consent(answer: HttpAnswer, redactor: Redactor = _NO_SECRETS) -> ConsentAnswer:
-    """A consent/search answer, or raise the failure it means."""
+def read_consent(answer: JsonAnswer, redactor: Redactor = _NO_SECRETS) -> ConsentAnswer | None:
+    """A consent/search answer, None if not the API's, or raise the failure it means."""
     result = interpret(Api.CONSENT, answer, redactor)
-    assert isinstance(result, ConsentAnswer)
+    assert result is None or isinstance(result, ConsentAnswer)
     return result
 
 
-def readers(redactor: Redactor) -> tuple[partial[MembershipAnswer], partial[ConsentAnswer]]:
+def readers(
+    redactor: Redactor,
+) -> tuple[partial[MembershipAnswer | None], partial[ConsentAnswer | None]]:
     """Both readers, cleaning what they repeat with the run's redactor (it knows the key)."""
     return partial(read_membership, redactor=redactor), partial(read_consent, redactor=redactor)
 
@@ -110,11 +98,11 @@ def readers(redactor: Redactor) -> tuple[partial[MembershipAnswer], partial[Cons
 def parse_membership(payload: Any, redactor: Redactor = _NO_SECRETS) -> MembershipAnswer:
     """A register/search answer; an unknown `result` is an error, never a guess."""
     if not isinstance(payload, dict):
-        raise UnexpectedAnswer("register/search answered with no JSON object")
+        raise UnexpectedAnswer("answered with no JSON object")
     result = payload.get("result")
     if result not in _KNOWN_RESULTS:
         shown = redactor.outside(result, 20) if result not in _MISSING else "nothing"
-        raise UnexpectedAnswer(f"register/search answered an unknown result {shown!r}")
+        raise UnexpectedAnswer(f"answered an unknown result {shown!r}")
     return MembershipAnswer(str(result), parse_date(payload.get("commonTermsExpireDate")))
 
 
@@ -128,17 +116,17 @@ def parse_consent(payload: Any, redactor: Redactor = _NO_SECRETS) -> ConsentAnsw
     and a field that is not what the page says is never written as if it were.
     """
     if not isinstance(payload, dict):
-        raise UnexpectedAnswer("consent/search answered with no JSON object")
+        raise UnexpectedAnswer("answered with no JSON object")
     if "vtAccList" not in payload:
-        raise UnexpectedAnswer("consent/search answered without vtAccList")
+        raise UnexpectedAnswer("answered without vtAccList")
     entries = payload["vtAccList"]
     if entries in _MISSING:
         entries = []
     if not isinstance(entries, list):
-        raise UnexpectedAnswer("consent/search answered a vtAccList that is not a list")
+        raise UnexpectedAnswer("answered a vtAccList that is not a list")
     if len(entries) > MAX_ACCOUNTS:
         raise UnexpectedAnswer(
-            f"consent/search answered {len(entries)} accounts, more than any person holds "
+            f"answered {len(entries)} accounts, more than any person holds "
             f"(at most {MAX_ACCOUNTS} are accepted)"
         )
     accounts = tuple(_account(entry, redactor) for entry in entries)
@@ -147,15 +135,15 @@ def parse_consent(payload: Any, redactor: Redactor = _NO_SECRETS) -> ConsentAnsw
 
 def _account(entry: Any, redactor: Redactor) -> VirtualAccount:
     if not isinstance(entry, dict):
-        raise UnexpectedAnswer("consent/search answered an account that is not an object")
+        raise UnexpectedAnswer("answered an account that is not an object")
     number = _text_or_none(entry.get("vtAccNo"))
     if number is None:
-        raise UnexpectedAnswer("consent/search answered an account without vtAccNo")
+        raise UnexpectedAnswer("answered an account without vtAccNo")
     if not _ACCOUNT_NUMBER.fullmatch(number):
-        raise UnexpectedAnswer("consent/search answered a vtAccNo that is not 18 digits")
+        raise UnexpectedAnswer("answered a vtAccNo that is not 18 digits")
     company = _text_or_none(entry.get("comId")) or ""
     if company and not _COMPANY.fullmatch(company):
-        raise UnexpectedAnswer("consent/search answered a comId that is not 5 letters or digits")
+        raise UnexpectedAnswer("answered a comId that is not 5 letters or digits")
     alias = _text_or_none(entry.get("vtAccAlias"))
     return VirtualAccount(
         com_id=company,
@@ -182,13 +170,6 @@ def _text_or_none(value: Any) -> str | None:
     return None if text in ("", "null") else text
 
 
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:  # also raised for bytes that are not UTF-8
-        return None
-
-
 def _gateway_message(payload: Any) -> str | None:
     if isinstance(payload, dict) and payload.get("message") in _GATEWAY_MESSAGES:
         return str(payload["message"])
@@ -202,15 +183,3 @@ def _platform_error(payload: Any, redactor: Redactor) -> tuple[str, str] | None:
         shown = code if _CODE.fullmatch(code) else "of unknown shape"
         return shown, redactor.outside(payload.get("message") or "", 60)
     return None
-
-
-def _describe_body(answer: HttpAnswer) -> str:
-    """Name a body's kind without echoing it (it could carry anything)."""
-    head = answer.body[:200].lstrip().lower()
-    if not head:
-        return "an empty body"
-    if head.startswith((b"<!doctype", b"<html")) or b"<html" in head:
-        return "an HTML page"
-    if head.startswith((b"{", b"[")):
-        return "truncated or invalid JSON"
-    return "a body that is not JSON"

@@ -26,6 +26,12 @@ from jobs.cli.flags import defaulted, switch
     "--limit-headers",
     "State the limits as Kong does: X-RateLimit-*-Second/-Minute and RateLimit-*.",
 )
+@click.option(
+    "--app-load",
+    type=click.FloatRange(min=0),
+    help="A live app sharing the limits: its load swings 0..N req/s and back (--app-period).",
+)
+@click.option("--app-period", type=click.FloatRange(min=1), default=60.0, show_default=True)
 @click.option("--daily-cap", type=click.IntRange(min=0), help="Requests per API per day.")
 @defaulted("--latency-ms", click.FloatRange(min=0), 0.0)
 @click.option(
@@ -75,6 +81,8 @@ def sandbox(**options: Any) -> None:
         minute_limit=options["minute_limit"],
         limit_headers=options["limit_headers"],
         daily_cap=options["daily_cap"],
+        app_load=options["app_load"],
+        app_period=options["app_period"],
         latency=options["latency_ms"] / 1000,
         faults=faults,
         answer_salt=options["flip"],

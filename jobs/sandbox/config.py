@@ -110,6 +110,10 @@ class SandboxConfig:
     close_after: int | None = None  # answers per connection before the server closes it
     close_silently: bool = False  # ... without `Connection: close`, as tinyproxy does
     outage: Outage | None = None
+    # A live app sharing the per-second (and minute) quota: its load swings from 0 to
+    # `app_load` requests a second and back every `app_period` seconds, evenly spread.
+    app_load: float | None = None
+    app_period: float = 60.0
     huge_body_bytes: int = 50 * 2**20
     endless_headers_bytes: int = 64 * 2**20
 
@@ -129,6 +133,8 @@ def config_changes(payload: Any, now: float) -> dict[str, Any]:
         "gzip": _flag,
         "close_silently": _flag,
         "latency": _seconds,
+        "app_load": lambda value: None if value is None else _seconds(value),
+        "app_period": _seconds,
         "slow_seconds": _seconds,
         "answer_salt": _text,
         "faults": lambda specs: tuple(Fault.parse(_text(spec)) for spec in _list(specs)),

@@ -4,17 +4,17 @@ No I/O here. `decide` turns one request (API, `apikey` header, body) and `now` i
 `Answer`; jobs/sandbox/server.py sends it. The state it updates (quota windows, stats) is passed in,
 so tests drive the rules with a made-up clock. The order follows a Kong gateway in front of
 the platform: outage (nginx before Kong), key, per-second/minute limit, daily cap, envelope,
-then the injected fault or the true answer. The config and its spellings live in
-jobs/sandbox/config.py and the true answers in jobs/sandbox/truth.py, both pure as well.
+then the injected fault or the true answer. The quotas live in jobs/sandbox/quota.py, the
+config and its spellings in jobs/sandbox/config.py and the true answers in
+jobs/sandbox/truth.py, all pure as well.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import math
 import random
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,6 +22,7 @@ import orjson
 
 from jobs.sandbox import hostile
 from jobs.sandbox.config import SandboxConfig
+from jobs.sandbox.quota import Window, day_answer, limit_answer
 from jobs.sandbox.truth import (
     BASE_PATH,
     HTML,
@@ -62,6 +63,8 @@ class SandboxStats:
     streamed_bytes: int = 0  # what the hostile answers wrote in all
     first_at: float | None = None
     last_at: float | None = None
+    app_admitted: int = 0  # the live app's requests the quota took (`app_load`)
+    app_refused: int = 0
 
     def asked(self, api: str, ci: str) -> int:
         return self.attempts[f"{api} {ci}"]
@@ -85,26 +88,9 @@ class SandboxStats:
             "streaming": self.streaming,
             "streamed_bytes": self.streamed_bytes,
             "span_s": (self.last_at - self.first_at) if self.first_at and self.last_at else 0.0,
+            "app_admitted": self.app_admitted,
+            "app_refused": self.app_refused,
         }
-
-
-@dataclass(slots=True)
-class Window:
-    """Arrival times admitted in the last `size` seconds: a sliding quota window."""
-
-    size: float
-    times: deque[float] = field(default_factory=deque)
-
-    def used(self, now: float) -> int:
-        while self.times and now - self.times[0] >= self.size:
-            self.times.popleft()
-        return len(self.times)
-
-    def reset_in(self, now: float) -> int:
-        """Whole seconds until the oldest admitted request leaves the window."""
-        if not self.times:
-            return math.ceil(self.size)
-        return max(1, math.ceil(self.times[0] + self.size - now))
 
 
 @dataclass(slots=True)
@@ -115,6 +101,9 @@ class SandboxState:
     second: Window = field(default_factory=lambda: Window(1.0))
     minute: Window = field(default_factory=lambda: Window(60.0))
     random: random.Random = field(default_factory=lambda: random.Random(7))
+    app_since: float | None = None  # when the live app's load began to swing
+    app_until: float = 0.0  # its requests up to here are in the windows
+    app_owed: float = 0.0  # a fraction of a request, carried to the next
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,70 +176,6 @@ def _admitted(config: SandboxConfig, state: SandboxState, asked: Asked, now: flo
         state.stats.faults[kind] += 1
         answer = fault_answer(kind, asked.api, ci, config, headers)
     return replace(answer, delay=answer.delay + config.latency) if config.latency else answer
-
-
-def limit_answer(
-    config: SandboxConfig, state: SandboxState, now: float
-) -> tuple[Answer | None, Headers]:
-    """A 429 when a sliding window is full (else count the request), and the limit headers."""
-    windows = [
-        (name, limit, window)
-        for name, limit, window in (
-            ("Second", config.rate_limit, state.second),
-            ("Minute", config.minute_limit, state.minute),
-        )
-        if limit is not None
-    ]
-    full = [window for _, limit, window in windows if window.used(now) >= limit]
-    if not full:
-        for _, _, window in windows:
-            window.times.append(now)
-    headers = limit_headers(windows, now) if config.limit_headers else ()
-    if not full:
-        return None, headers
-    state.stats.over_limit += 1
-    retry = max(window.reset_in(now) for window in full)  # 1 for the second's window
-    return gateway(429, "API rate limit exceeded", (*headers, ("Retry-After", str(retry)))), headers
-
-
-def limit_headers(windows: list[tuple[str, int, Window]], now: float) -> Headers:
-    """Kong's headers: each window's limit and what remains, and RateLimit-* for the tightest."""
-    headers: list[tuple[str, str]] = []
-    tightest: tuple[int, float, int, int] | None = None  # (remaining, -size, limit, reset)
-    for name, limit, window in windows:
-        remaining = max(0, limit - window.used(now))
-        headers += [
-            (f"X-RateLimit-Limit-{name}", str(limit)),
-            (f"X-RateLimit-Remaining-{name}", str(remaining)),
-        ]
-        # Kong states the window with the least left; on a tie, the longer one.
-        candidate = (remaining, -window.size, limit, window.reset_in(now))
-        tightest = candidate if tightest is None else min(tightest, candidate)
-    if tightest is not None:
-        remaining, _, limit, reset = tightest
-        headers += [
-            ("RateLimit-Limit", str(limit)),
-            ("RateLimit-Remaining", str(remaining)),
-            ("RateLimit-Reset", str(reset)),
-        ]
-    return tuple(headers)
-
-
-def day_answer(
-    config: SandboxConfig, stats: SandboxStats, api: str, headers: Headers
-) -> tuple[Answer | None, Headers]:
-    """A 429 over the daily cap (else count the request), and the headers with the day's."""
-    cap = config.daily_cap
-    if cap is None:
-        return None, headers
-    if stats.day_used[api] >= cap:
-        return gateway(429, "API rate limit exceeded", (*headers, *_day(cap, 0))), headers
-    stats.day_used[api] += 1
-    return None, (*headers, *_day(cap, cap - stats.day_used[api]))
-
-
-def _day(limit: int, remaining: int) -> Headers:
-    return (("X-RateLimit-Limit-Day", str(limit)), ("X-RateLimit-Remaining-Day", str(remaining)))
 
 
 def _count(stats: SandboxStats, api: str, ci: str, request_id: str) -> None:
