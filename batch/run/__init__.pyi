@@ -3,6 +3,9 @@
 from .lifecycle import (
     run_batch as run_batch,
 )
+from .runner import (
+    fast_loop_factory as fast_loop_factory,
+)
 from .timeline import (
     TIMELINE_NAME as TIMELINE_NAME,
 )

@@ -7,8 +7,7 @@ import itertools
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import orjson
 
@@ -87,13 +86,8 @@ class KoscomClient:
         await self._gate.__aenter__()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._gate.__aexit__(exc_type, exc, tb)
+    async def __aexit__(self, *exc_info: Any) -> None:  # noqa: PYI036  (passed on whole)
+        await self._gate.__aexit__(*exc_info)
 
     async def check(
         self, customer: Customer

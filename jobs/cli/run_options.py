@@ -25,6 +25,10 @@ PRODUCTION_HOSTS = frozenset({"apigw.koscom.co.kr", "oap.k-mydata.org"})
 MIN_PSEUDONYM_KEY = 32  # bytes: an HMAC key shorter than its hash's block gives less than it seems
 
 
+# Flags that reach ClientSettings under their own names.
+_CLIENT_FLAGS = ("rate", "concurrency", "timeout", "connect_timeout", "max_outage", "daily_reserve")
+
+
 def run_settings(
     options: dict[str, Any], api_key: str | None, run_id: str, log: Log
 ) -> RunSettings:
@@ -96,14 +100,9 @@ def run_settings(
         base_url=base_url,
         api_key=api_key or "",
         partner=Partner(com_id, srv_id),
-        rate=options["rate"],
-        concurrency=options["concurrency"],
-        timeout=options["timeout"],
-        connect_timeout=options["connect_timeout"],
-        max_outage=options["max_outage"],
         report_every=options["progress_interval"],
         retry=RetryPolicy(attempts=options["attempts"]),
-        daily_reserve=options["daily_reserve"],
+        **{name: options[name] for name in _CLIENT_FLAGS},
     )
     engine = BatchSettings(
         input_path=options["input_path"],

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import web
 
+from batch.run import fast_loop_factory
 from jobs.sandbox import hostile
 from jobs.sandbox.config import (
     FAULT_KINDS,
@@ -273,16 +274,11 @@ def run_forever(sandbox: Sandbox, host: str, port: int, ready: Callable[[str], N
 
     # uvloop: the emulator shares the machine with the job it measures; the cheaper it
     # answers, the more a benchmark measures the client and not the emulator.
-    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_uvloop()) as loop:
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=fast_loop_factory()) as loop,
+    ):
         loop.run(serve(sandbox, host, port, listening))
-
-
-def _uvloop() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        return None
-    return uvloop.new_event_loop
 
 
 class SandboxThread:
