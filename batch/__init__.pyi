@@ -13,6 +13,9 @@ from .contract import (
     Answer as Answer,
 )
 from .contract import (
+    BaseAsker as BaseAsker,
+)
+from .contract import (
     BaseJob as BaseJob,
 )
 from .contract import (

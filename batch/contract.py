@@ -153,17 +153,35 @@ class Codec(Protocol[T]):
 
 
 class Asker(Protocol):
-    """Asks about one item at a time; opened once per run.
-
-    It may also have `waiting() -> bool`: True while every ask in flight only waits for
-    the server (it is down), so that a stop cancels them at once instead of draining.
-    """
+    """Asks about one item at a time; opened once per run (`BaseAsker` gives defaults)."""
 
     async def ask(self, item: Stored) -> Answer:
         """The answer about one item, as the store will keep it, and its verdict."""
         ...
 
     def figures(self) -> dict[str, Any]: ...
+
+    def waiting(self) -> bool:
+        """True while every ask in flight only waits for the server (it is down)."""
+        ...
+
+    def suspects(self) -> set[object]:
+        """Keys of items whose answer may be another item's, to be asked again."""
+        ...
+
+
+class BaseAsker:
+    """An asker's optional parts: no figures, never only waiting, no suspects."""
+
+    def figures(self) -> dict[str, Any]:
+        return {}
+
+    def waiting(self) -> bool:
+        # Only an asker that can tell the server is down lets a stop skip the drain.
+        return False
+
+    def suspects(self) -> set[object]:
+        return set()
 
 
 class Job(Protocol):

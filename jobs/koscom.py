@@ -13,6 +13,7 @@ from typing import Any
 from batch import (
     Admitted,
     Answer,
+    BaseAsker,
     BaseJob,
     Codec,
     Column,
@@ -57,7 +58,7 @@ NAME_ALIASES = ("kor_name", "성명", "이름", "고객명", "name", "korName", 
 RECORDS: Codec[CustomerRecord] = RecordCodec()
 
 
-class KoscomAsker:
+class KoscomAsker(BaseAsker):
     """Asks both APIs about one customer and reconciles the answers."""
 
     def __init__(

@@ -21,6 +21,7 @@ import pyarrow as pa
 from batch.contract import (
     Admitted,
     Answer,
+    BaseAsker,
     BaseJob,
     Column,
     Earlier,
@@ -68,7 +69,7 @@ class Behaviour:
     earlier: list[Earlier] = field(default_factory=list)  # earlier answers, for max_age
 
 
-class FakeAsker:
+class FakeAsker(BaseAsker):
     def __init__(self, behaviour: Behaviour) -> None:
         self.behaviour = behaviour
 

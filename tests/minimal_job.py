@@ -10,6 +10,7 @@ import pyarrow as pa
 from batch import (
     Admitted,
     Answer,
+    BaseAsker,
     BaseJob,
     Column,
     RowValues,
@@ -22,14 +23,11 @@ from batch import (
 MEASURED = Verdict(counters=("measured",))  # every name has a length: no failure, all final
 
 
-class LengthAsker:
+class LengthAsker(BaseAsker):
     """Answers at once: a name's length."""
 
     async def ask(self, item: Stored) -> Answer:
         return Answer({"length": len(item["name"])}, MEASURED)
-
-    def figures(self) -> dict[str, object]:
-        return {}
 
 
 class LengthJob(BaseJob):

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from batch.contract import Job
+from batch.contract import Asker, Job
 from batch.errors import RunError
 from batch.http import ASKING
 from batch.log import Log
@@ -56,7 +56,7 @@ async def ask_all(
             drain_timeout=settings.drain_timeout,
             on_outcome=lambda outcome: progress.update(outcome.label),
             stall_timeout=settings.stall_timeout,
-            idle=getattr(asker, "waiting", None),  # optional (batch.contract.Asker)
+            idle=asker.waiting,
         )
         timeline = Timeline(
             settings.out_dir / TIMELINE_NAME,
@@ -107,10 +107,9 @@ def _answered_before(job: Job, store: ProgressStore) -> Counter[str]:
     return found
 
 
-def _suspects(asker: Any, store: ProgressStore, log: Log) -> list[OpenItem]:
-    """Items whose answer may be another's (the asker's `suspects`, if it has one), reopened."""
-    find = getattr(asker, "suspects", None)
-    seqs = sorted(int(seq) for seq in find()) if find is not None else []
+def _suspects(asker: Asker, store: ProgressStore, log: Log) -> list[OpenItem]:
+    """Items whose answer may be another's (the asker's `suspects`), reopened."""
+    seqs = sorted(seq for seq in asker.suspects() if isinstance(seq, int))  # ASKING holds seqs
     if not seqs:
         return []
     log.warning(
@@ -123,7 +122,7 @@ def _suspects(asker: Any, store: ProgressStore, log: Log) -> list[OpenItem]:
 
 
 async def ask_again(
-    asker: Any,
+    asker: Asker,
     store: ProgressStore,
     answer: Callable[[OpenItem], Awaitable[Outcome]],
     workers: int,
@@ -144,6 +143,6 @@ async def ask_again(
     await asyncio.gather(*(one(item) for item in _suspects(asker, store, log)))
 
 
-def ask_again_later(asker: Any, store: ProgressStore, log: Log) -> None:
+def ask_again_later(asker: Asker, store: ProgressStore, log: Log) -> None:
     """A run that stops keeps no answer that may be another's: the resume asks them."""
     _suspects(asker, store, log)
