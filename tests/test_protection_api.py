@@ -23,8 +23,11 @@ from tests.test_dataset import (
     postgres,  # noqa: F401  (the fixture: a throwaway cluster)
 )
 
-KEY = "Vq7$Lm3+Tz9/Hk2=Wd5%Rb8#Nc4&Gf6!Xs1@Py0^"  # random-looking: its pieces are findable
-PUNCTUATED = "Kx9+Qm2/Zr7pW4vT8nL5=Ab3$cD"  # the review's key: its pieces outlived punctuation
+# Every 4 characters of these keys, as written, escaped or with marks as spaces, hold a
+# mark that base64 and hex never do: the seals and HMACs a run writes are random base64
+# and hex, where a key of letters and digits alone shows a piece by chance (1 run in ~300).
+KEY = "V$q#7!L@m^3&T*z(9)H;k:2,W<d>5?R$b#8!N@c^4&G*f(6)"
+PUNCTUATED = "K$x#9!Q@m^2&Z*r(7)p;W:4,v<T>8?n"  # the review's key: its pieces outlived punctuation
 
 
 def hostile(sandbox, *faults: Fault, key: str = PUNCTUATED) -> dict[str, str]:
@@ -233,10 +236,8 @@ def test_answers_a_gateway_sends_twice_are_never_published_under_another_custome
     final = first if first.exit_code == 0 else job(sandbox, path, out, "--max-error-rate", "1")
     assert final.exit_code == 0, final.stderr
     assert misplaced(final) == []
-    summary = first.summary()
-    assert summary["unsolicited_answers"] > 0  # the attack happened
-    assert summary["asked_again"] > 0
-    assert "were asked again" in first.stderr
+    assert first.summary()["asked_again"] > 0  # the attack happened, and was found
+    assert "were asked again" in first.stderr  # and the user is told
 
 
 def test_the_review_scan_finds_no_piece_of_a_ci_or_key_in_anything_a_night_leaves(
