@@ -48,6 +48,9 @@ class ScriptedTransport:
     def tainted(self) -> set[int]:
         return set()
 
+    def distrust(self, connection: int) -> None:
+        return None
+
 
 def read_value(answer: JsonAnswer) -> int | None:
     """A job's reader: a 200 with `value` is its answer; anything else is not its own."""

@@ -2,11 +2,13 @@
 
 Two small subclasses of aiohttp's, which tests pin: a protocol that counts every byte of
 one answer, and a connector that finds answers nobody asked for and stops reusing
-connections once one came.
+connections once one came; and the ledger of which items were answered on which
+connection, so those answers can be asked again.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import weakref
@@ -15,7 +17,8 @@ from typing import Any, cast
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
-_SERIALS = itertools.count(1)
+_REMEMBERED = 32  # items remembered per connection: a misread answer is one of the last
+_CONNECTIONS = 4096  # connections remembered: a run that stopped reusing them opens many
 
 
 class Oversized(aiohttp.ClientError):
@@ -86,6 +89,12 @@ class StrictConnector(aiohttp.TCPConnector):
         # answer in the same read a parse error, where it is now found and counted.
         self.reusing = False
 
+    def distrust(self, serial: int) -> None:
+        """An answer read on reused connection `serial` was not one for its request: it may
+        be a copy of an earlier one. Whatever was read on it is suspect; no more reuse."""
+        self.tainted.add(serial)
+        self.reusing = False
+
     def unverified(self, protocol: Any) -> None:
         """A reused connection closed now that reuse stopped: were its last answer a copy,
         the answer that would show it may still be on its way, so it counts as suspect."""
@@ -120,3 +129,28 @@ class StrictConnector(aiohttp.TCPConnector):
             self.taint(protocol)
         self.unverified(protocol)
         super()._release(key, protocol, should_close=should_close or not self.reusing)
+
+
+class AnswerLedger:
+    """Which items were answered on which connection, the last few of each."""
+
+    def __init__(self) -> None:
+        self._answered_on: collections.OrderedDict[int, collections.deque[object]] = (
+            collections.OrderedDict()
+        )
+
+    def remember(self, connection: int, item: object) -> None:
+        asked = self._answered_on.get(connection)
+        if asked is None:
+            asked = self._answered_on[connection] = collections.deque(maxlen=_REMEMBERED)
+            if len(self._answered_on) > _CONNECTIONS:
+                self._answered_on.popitem(last=False)
+        asked.append(item)
+
+    def answered_on(self, connections: set[int]) -> set[object]:
+        """The items answered on `connections`, each told once."""
+        found: set[object] = set()
+        for serial in connections:
+            found.update(self._answered_on.pop(serial, ()))
+        found.discard(None)
+        return found

@@ -43,6 +43,7 @@ from batch.errors import (
 )
 from batch.http.circuit import AnswerBreaker, OutageCircuit
 from batch.http.classify import Reader, read_answer
+from batch.http.connections import AnswerLedger
 from batch.http.limits import stated_limits
 from batch.http.pacing import AdaptiveLimiter
 from batch.http.quota import DailyQuota
@@ -53,8 +54,6 @@ from batch.log import Log
 T = TypeVar("T")
 # The engine's name for the item being asked (its place in the store), set around each item.
 ASKING: ContextVar[object] = ContextVar("asking", default=None)
-_REMEMBERED = 32  # items remembered per connection: a misread answer is one of the last
-_CONNECTIONS = 4096  # connections remembered: a run that stopped reusing them opens many
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +126,7 @@ class RequestGate:
         # The last request answered in full: the probe when the circuit is open.
         self._canary: tuple[GateRequest, Reader[Any]] | None = None
         self._hooks = quiet_retry_hooks()
-        self._answered_on: collections.OrderedDict[int, collections.deque[object]] = (
-            collections.OrderedDict()
-        )
+        self._ledger = AnswerLedger()
 
     async def __aenter__(self) -> Self:
         self._hooks.__enter__()
@@ -271,7 +268,7 @@ class RequestGate:
                 self.quota.settle(request.cap, None, None)
                 self._count(request, type(exc).__name__, started)
                 raise
-        self._remember(answer.connection)
+        self._ledger.remember(answer.connection, ASKING.get())
         limits = stated_limits(answer.headers)
         self.quota.settle(request.cap, limits.day_remaining, limits.day_limit)
         self._count(request, str(answer.status), started)
@@ -290,22 +287,12 @@ class RequestGate:
 
         A gateway that sends an answer twice makes a reused connection hand the copy to
         the next request sent on it. Such a connection is found when the extra answer
-        shows; whatever was read on it before may be misplaced.
+        shows, or an answer on it was not one for its request; whatever was read on it
+        before may be misplaced.
         """
-        found: set[object] = set()
-        for serial in self._transport.tainted():
-            found.update(self._answered_on.pop(serial, ()))
-        found.discard(None)
+        found = self._ledger.answered_on(self._transport.tainted())
         self.stats.suspect_answers += len(found)
         return found
-
-    def _remember(self, connection: int) -> None:
-        asked = self._answered_on.get(connection)
-        if asked is None:
-            asked = self._answered_on[connection] = collections.deque(maxlen=_REMEMBERED)
-            if len(self._answered_on) > _CONNECTIONS:
-                self._answered_on.popitem(last=False)
-        asked.append(ASKING.get())
 
     def _read(self, answer: HttpAnswer, read: Reader[T]) -> T:
         """The job's answer, or the failure it means; a refusal is told to the pacing."""
@@ -315,6 +302,13 @@ class RequestGate:
         except RateLimited as failure:
             refused = failure
             raise
+        except UnexpectedAnswer as failure:
+            if not answer.reused:
+                raise
+            # Another request's answer, sent twice, reads as this one's on a reused
+            # connection: not a sign that the API changed. Asked again on a new one.
+            self._transport.distrust(answer.connection)
+            raise ProtocolError(f"{failure.reason} on a reused connection") from failure
         finally:  # any other answer, even one nobody can use, the gateway accepted
             wait = refused.retry_after if refused is not None else None
             self._limiter.answered(rate_limited=refused is not None, retry_after=wait)

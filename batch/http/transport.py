@@ -46,6 +46,7 @@ class HttpAnswer:
     headers: Mapping[str, str]
     body: bytes
     connection: int = 0  # which connection it came on (0: not known)
+    reused: bool = False  # whether an answer came on that connection before
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,11 @@ class HttpTransport:
         self._connector.sweep()
         return self._connector.tainted
 
+    def distrust(self, connection: int) -> None:
+        """An answer on `connection` was not its request's: suspect it, reuse none again."""
+        if self._connector is not None:
+            self._connector.distrust(connection)
+
     async def __aenter__(self) -> Self:
         self._connector = StrictConnector(
             answer_limit=self.settings.max_body + MAX_HEAD,
@@ -143,6 +149,7 @@ class HttpTransport:
             max_line_size=MAX_FIELD,
             max_headers=MAX_HEADERS,
             cookie_jar=aiohttp.DummyCookieJar(),  # a gateway's cookies must not follow us
+            trace_configs=[_reuse_trace()],
             raise_for_status=False,
         )
         return self
@@ -154,25 +161,17 @@ class HttpTransport:
     async def post(self, path: str, body: bytes) -> HttpAnswer:
         """One POST; raise a `TransportError` or `ConfigurationError` when no answer came."""
         assert self._session is not None, "use HttpTransport as an async context manager"
+        sent: dict[str, bool] = {}
         try:
-            async with self._session.post(
-                self._base + path,
-                data=body,
-                allow_redirects=False,
-                proxy=self._proxy,
-                proxy_headers=self._proxy_headers,
-            ) as response:
-                self._answered = self._answered or response.status != 407
-                if response.status == 407:  # a plain-HTTP proxy's refusal comes as an answer
-                    url = self.settings.base_url
-                    raise diagnose.proxy_credentials(url, given=self._proxy_headers is not None)
-                # The connection it came on; aiohttp lets a small answer's go before we read.
-                serial = getattr(getattr(response, "_protocol", None), "serial", 0)
-                content = await self._read_bounded(response)
-                if diagnose.speaks_tls(self.settings.base_url, response.status, content):
-                    raise diagnose.plain_http_to_tls(self.settings.base_url)
-                headers = {name.lower(): value for name, value in response.headers.items()}
-                return HttpAnswer(response.status, headers, content, serial)
+            try:
+                return await self._exchange(self._session, path, body, sent)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                if not sent.get("reused") or isinstance(exc, aiohttp.ClientConnectorError):
+                    raise
+                # A kept-alive connection the server closed as the request went out
+                # (tinyproxy closes one without a word): RFC 9112 9.3.1.1 lets a client
+                # send a request that is safe to repeat again at once, and a search is.
+                return await self._exchange(self._session, path, body, {})
         except aiohttp.ClientError as exc:
             error = await self._explained(exc)
             if isinstance(error, Unreachable) and not self._answered:
@@ -180,6 +179,31 @@ class HttpTransport:
             raise error from exc
         except TimeoutError as exc:  # the total budget ran out: the answer was too slow
             raise AnswerTimeout(f"no answer within {self.settings.answer_timeout:g} s") from exc
+
+    async def _exchange(
+        self, session: aiohttp.ClientSession, path: str, body: bytes, sent: dict[str, bool]
+    ) -> HttpAnswer:
+        async with session.post(
+            self._base + path,
+            data=body,
+            allow_redirects=False,
+            proxy=self._proxy,
+            proxy_headers=self._proxy_headers,
+            trace_request_ctx=sent,
+        ) as response:
+            self._answered = self._answered or response.status != 407
+            if response.status == 407:  # a plain-HTTP proxy's refusal comes as an answer
+                url = self.settings.base_url
+                raise diagnose.proxy_credentials(url, given=self._proxy_headers is not None)
+            # The connection it came on; aiohttp lets a small answer's go before we read.
+            protocol = getattr(response, "_protocol", None)
+            serial = getattr(protocol, "serial", 0)
+            reused = getattr(protocol, "asked", 1) > 1
+            content = await self._read_bounded(response)
+            if diagnose.speaks_tls(self.settings.base_url, response.status, content):
+                raise diagnose.plain_http_to_tls(self.settings.base_url)
+            headers = {name.lower(): value for name, value in response.headers.items()}
+            return HttpAnswer(response.status, headers, content, serial, reused)
 
     async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self.settings.max_body
@@ -245,6 +269,18 @@ class HttpTransport:
         return ConnectionFailure(f"connection failed ({type(exc).__name__})")
 
 
+def _reuse_trace() -> aiohttp.TraceConfig:
+    """Marks a request's trace context when it went out on a kept-alive connection."""
+
+    async def reused(_: object, context: Any, __: object) -> None:
+        if isinstance(context.trace_request_ctx, dict):
+            context.trace_request_ctx["reused"] = True
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_reuseconn.append(reused)
+    return trace
+
+
 def _os_reason(exc: aiohttp.ClientOSError) -> str:
     error = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
     if isinstance(error, socket.gaierror):
@@ -275,4 +311,8 @@ class Transport(Protocol):
 
     def tainted(self) -> set[int]:
         """Connections found to carry an answer nobody asked for, since last asked."""
+        ...
+
+    def distrust(self, connection: int) -> None:
+        """An answer on `connection` was not its request's: suspect what came on it."""
         ...

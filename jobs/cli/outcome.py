@@ -223,15 +223,16 @@ def print_summary(
             print(f"  {key:<{width}}  {summary[key]}")
     for reason, count in summary.get("errors_by_reason", {}).items():
         print(f"  error: {count} x {reason}")
-    if summary.get("unsolicited_answers"):
-        # An answer nobody asked for means the gateway repeats itself: one that arrives on a
-        # connection just as it is reused can pass for the next customer's. Those answered
-        # on such a connection were asked again (or are, on resume), on fresh connections.
+    if summary.get("unsolicited_answers") or summary.get("asked_again"):
+        # A gateway that repeats answers: a copy that arrives on a connection just as it is
+        # reused can pass for the next customer's. It shows as an answer nobody asked for,
+        # or as one that is not its request's; those answered on such a connection were
+        # asked again (or are, on resume), on fresh connections.
         print(
-            f"member-recon: warning: {summary['unsolicited_answers']} answers arrived that no "
-            f"request asked for; the gateway repeats answers: check it. "
-            f"{summary.get('asked_again', 0)} customers answered on those connections were "
-            "asked again on connections of their own",
+            f"member-recon: warning: the gateway repeats answers ("
+            f"{summary.get('unsolicited_answers', 0)} arrived that no request asked for): "
+            f"check it. {summary.get('asked_again', 0)} customers answered on the connections "
+            "they came on were asked again on connections of their own",
             file=sys.stderr,
         )
     if outputs:
