@@ -158,9 +158,10 @@ def test_connections_closed_silently_lose_no_row(sandbox, tmp_path) -> None:
     summary = result.summary()
     assert sandbox.sandbox.stats.closed >= 200 // 3 - 16  # the server did close them
     assert summary["error"] == 0
-    # A connection closed without a word is found out by the next request on it: a few
-    # retries, seen at 0-5% here (the hand-written client of old paid up to 50%).
-    assert summary["retries"] <= 0.1 * summary["requests"]
+    # A connection closed without a word is found out by the next request on it, which
+    # goes again at once on another: 1-2 retries in 200 here, where backing off each paid
+    # 10-20% (and the hand-written client of old up to 50%).
+    assert summary["retries"] <= 0.05 * summary["requests"]
 
 
 def test_answers_sent_twice_are_never_read_as_another_customers(sandbox, people, tmp_path) -> None:
