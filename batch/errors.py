@@ -25,8 +25,9 @@
         │   │   ├── ConnectTimeout ─ no connection within the connect timeout
         │   │   └── AnswerTimeout ─ connected, but no whole answer within the answer timeout
         │   ├── ConnectionFailure ─ refused, reset, or closed before the answer was whole
-        │   │   └── Unreachable ─ refused, or a proxy that cannot go on: configuration until
-        │   │                     the API has answered once in the run, an outage after
+        │   │   ├── Unreachable ─ refused, or a proxy that cannot go on: configuration until
+        │   │   │                 the API has answered once in the run, an outage after
+        │   │   └── StaleConnection ─ a kept-alive connection closed as the request went out
         │   └── ProtocolError ─ not HTTP, oversized headers or body, an answer nobody asked for
         └── AnswerError ─ an HTTP answer that is not the answer asked for
             ├── RateLimited ─ 429: every request must slow down, not just this one
@@ -170,6 +171,10 @@ class AnswerTimeout(RequestTimeout):
 
 class ConnectionFailure(TransportError):
     """The connection was refused, reset or closed before the answer was whole."""
+
+
+class StaleConnection(ConnectionFailure):
+    """A kept-alive connection the server closed, without a word, as the request went out."""
 
 
 class Unreachable(ConnectionFailure):

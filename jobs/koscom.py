@@ -185,6 +185,7 @@ class KoscomJob(BaseJob):
         return {
             "requests": stats.requests,
             "retries": stats.retries,
+            "resent": stats.resent,
             "http_429": stats.http_429,
             "daily_remaining": stats.daily_remaining,
             "outages": stats.outages,

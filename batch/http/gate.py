@@ -38,6 +38,7 @@ from batch.errors import (
     RateLimited,
     RequestError,
     ServerFailure,
+    StaleConnection,
     TransportError,
     UnexpectedAnswer,
 )
@@ -92,6 +93,7 @@ class GateStats:
     daily_remaining: dict[str, int] = field(default_factory=dict)
     unsolicited_answers: int = 0
     suspect_answers: int = 0  # items answered on a connection that carried an unasked answer
+    resent: int = 0  # first attempts sent again at once: their kept-alive connection had closed
     outages: int = 0
     outage_seconds: float = 0.0
     rate_cuts: int = 0
@@ -160,7 +162,7 @@ class RequestGate:
         async def attempt_once() -> T:
             nonlocal attempts
             attempts += 1
-            return await self._attempt(request, read)
+            return await self._attempt(request, read, may_resend=attempts == 1)
 
         def on_retry(_: RequestError) -> None:
             self.stats.retries += 1
@@ -173,8 +175,12 @@ class RequestGate:
                 return type(failure)(f"{failure.reason} after {attempts} {tries}")
             return failure
 
-    async def _attempt(self, request: GateRequest, read: Reader[T]) -> T:
-        """One counted attempt; failures while the server is down are waited out, not counted."""
+    async def _attempt(self, request: GateRequest, read: Reader[T], *, may_resend: bool) -> T:
+        """One counted attempt; failures while the server is down are waited out, not counted.
+
+        A first attempt that met a kept-alive connection closed under it goes again at once
+        (RFC 9112 9.3.1.1: a search is safe to repeat), spending the quota again.
+        """
         while True:
             probe = await self._circuit.admit()
             if probe and self._canary is not None and self._canary[0] is not request:
@@ -192,6 +198,10 @@ class RequestGate:
                 self._breaker.record(failure)
                 raise
             except TransportError as failure:
+                if isinstance(failure, StaleConnection) and may_resend and not probe:
+                    may_resend = False
+                    self.stats.resent += 1
+                    continue
                 if self._circuit.failed(failure.reason, probe=probe, item=request.item):
                     continue
                 raise
@@ -286,9 +296,7 @@ class RequestGate:
         """Items (as `ASKING` named them) whose answer may be another's; each is told once.
 
         A gateway that sends an answer twice makes a reused connection hand the copy to
-        the next request sent on it. Such a connection is found when the extra answer
-        shows, or an answer on it was not one for its request; whatever was read on it
-        before may be misplaced.
+        the next request sent on it (`batch/http/connections.py` finds such connections).
         """
         found = self._ledger.answered_on(self._transport.tainted())
         self.stats.suspect_answers += len(found)

@@ -26,6 +26,7 @@ from batch.errors import (
     ConnectTimeout,
     NameResolutionError,
     ProtocolError,
+    StaleConnection,
     Unreachable,
 )
 from batch.http import diagnose
@@ -166,12 +167,11 @@ class HttpTransport:
             try:
                 return await self._exchange(self._session, path, body, sent)
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                if not sent.get("reused") or isinstance(exc, aiohttp.ClientConnectorError):
-                    raise
-                # A kept-alive connection the server closed as the request went out
-                # (tinyproxy closes one without a word): RFC 9112 9.3.1.1 lets a client
-                # send a request that is safe to repeat again at once, and a search is.
-                return await self._exchange(self._session, path, body, {})
+                # tinyproxy closes kept-alive connections without a word: a request sent as
+                # the close is on its way meets the end of the stream, or the reset it causes.
+                if sent.get("reused") and not isinstance(exc, aiohttp.ClientConnectorError):
+                    raise StaleConnection("a kept-alive connection closed as it went") from exc
+                raise
         except aiohttp.ClientError as exc:
             error = await self._explained(exc)
             if isinstance(error, Unreachable) and not self._answered:

@@ -8,6 +8,8 @@ and stop as soon as the client goes away.
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from typing import NoReturn
 
 from aiohttp import web
@@ -21,8 +23,11 @@ _HEADER_LINES = b"".join(b"X-Padding-%02d: %s\r\n" % (i, b"x" * 1000) for i in r
 
 
 def drop(request: web.Request) -> NoReturn:
-    """Drop the connection without (another) byte of answer."""
+    """Reset the connection (a TCP RST, as a crashed or hostile server's) without an answer."""
     if request.transport is not None:
+        sock = request.transport.get_extra_info("socket")
+        if sock is not None:  # linger 0: close sends RST, not the FIN of a polite close
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         request.transport.abort()
     raise web.HTTPInternalServerError  # aiohttp finds the connection gone and lets it be
 
