@@ -24,13 +24,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
+from time import monotonic
 
 OVER_SHARE = 0.03  # refused share of a window's answers that says the job is over the limit
-MIN_REFUSED = 2  # one refusal alone is never a verdict
-GROSS_REFUSED, GROSS_SHARE = 5, 0.25  # so far over that a quarter window tells
+MIN_REFUSED = 3  # one or two refusals are never a verdict: noise, or a gap a hair short
+GROSS_REFUSED, GROSS_SHARE = 3, 0.25  # so far over that the last quarter window tells
 JUDGE_EVERY = 0.25  # of a window
 FIRST_PLATEAU = 1.0  # windows a new rate is held before probing upward
-MAX_PLATEAU = 8.0  # windows, when cuts keep landing at the same rate
+MAX_PLATEAU = 16.0  # windows, when cuts keep landing at the same rate
+LATER_CUT = 0.1  # the deepest cut once a limit was found: the next ones step down
 SAME_RATE = 0.05  # two cuts within this share of each other found the same limit
 PROBE_START = 0.01  # of the rate per window, right after the plateau
 PROBE_MAX = 0.25  # of the rate per window, after doubling each window of clean answers
@@ -41,13 +43,14 @@ MARGIN = 0.005  # the spacing's margin over the interval, for jitter on the way
 STRICT_MARGIN = 0.02  # ... after a cut; it narrows back to MARGIN while answers are clean
 MARGIN_STEP, MAX_MARGIN = 0.01, 0.1  # a refusal below the last good rate widens it so far
 GUARD = 0.02  # of a window: the hard log counts `rate` starts over this much longer
-# A busy machine wakes the loop late by milliseconds; unless the gateway refused lately,
-# a start may follow a late one by this share of an interval less, so that such lateness
-# is not lost. The schedule never lags behind a start: a stall's lateness is lost, and the hard
-# log keeps any window at the rate.
-CATCH_UP = 0.25
-TIMER_TICK = 0.001  # ... or a whole tick, up to half an interval, at rates over 250/s
+# A woken caller runs a little after its timer (the loop's other work, the wake itself):
+# the timer is set that much early, as measured, so that spacing is not that much wider.
+# A stall's lateness is lost, never paid back, and the hard log keeps any window at the rate.
+LEAD_WEIGHT = 0.1  # of each new measure of the lateness, in its running mean
+MAX_LEAD = 0.002  # seconds, and never more than a quarter interval
+TIMER_TICK = 0.001  # uvloop's timers count whole milliseconds of a clock read per tick
 _NEGLIGIBLE_WAIT = 0.0005
+_STRICT_NEGLIGIBLE_WAIT = 0.00005  # strict spacing wakes again rather than start early
 
 
 class AcceptanceModel:
@@ -72,16 +75,26 @@ class AcceptanceModel:
         # job, then whatever keeps refusals rare, for a gateway that counts every gap
         # (nginx's limit_req without burst) sees the jitter of a busy machine as bursts.
         self.margin = MARGIN
+        # Whether the gateway refused a rate it had accepted: it counts gaps, so no start
+        # goes early, ever after, even by the half millisecond a timer may be early.
+        self.strict = False
 
     def answered(self, now: float, *, refused: bool, retry_after: float | None = None) -> bool:
         """Record one answer; True if it cut the rate."""
         if self._since == -math.inf:
             self._since = self._judged = self._steady_from = now
         self._answers.append((now, refused))
-        if refused and self.cuts and self.rate <= self._good:
+        if refused and self.rate <= self._good:
             self.margin = min(MAX_MARGIN, self.margin + MARGIN_STEP)
+            self.strict = True
         if refused and retry_after is not None and retry_after > self.period:
             return self._cut(now)  # the gateway says its window is spent: no doubt left
+        if refused and self.rate > self._good and self._failed_at < math.inf:
+            # Probing past a limit found before: back to the last good rate, or (while the
+            # limit climbs and the good rate lags) a step below the one refused.
+            return self._cut(now, to=max(self._good, self.rate * (1 - LATER_CUT / 2)))
+        if refused and self._far_over(now):
+            return self._cut(now)  # no need to wait for half a window
         if now - self._judged < JUDGE_EVERY * self.period:
             return False
         return self.judge(now)
@@ -93,8 +106,6 @@ class AcceptanceModel:
             self._answers.popleft()
         seen = min(self.period, now - self._since)
         refused = sum(1 for _, was_refused in self._answers if was_refused)
-        if refused >= GROSS_REFUSED and refused > GROSS_SHARE * len(self._answers):
-            return self._cut(now)  # far over the limit: no need to wait for half a window
         if seen < self.period / 2:
             return False  # too little since the last cut to say anything new
         if refused >= MIN_REFUSED and refused > OVER_SHARE * len(self._answers):
@@ -105,6 +116,17 @@ class AcceptanceModel:
         self._probe(now)
         return False
 
+    def _far_over(self, now: float) -> bool:
+        """The last quarter window's refusals say the job is far over the limit."""
+        since = now - JUDGE_EVERY * self.period
+        recent = refused = 0
+        for when, was_refused in reversed(self._answers):
+            if when <= since:
+                break
+            recent += 1
+            refused += was_refused
+        return refused >= GROSS_REFUSED and refused > GROSS_SHARE * recent
+
     def state_limit(self, per_second: float) -> None:
         """The gateway stated its limit: never go above it."""
         if per_second < self.ceiling:
@@ -112,25 +134,41 @@ class AcceptanceModel:
             self.rate = min(self.rate, self.ceiling)
             self._good = min(self._good, self.ceiling)
 
-    def _cut(self, now: float) -> bool:
+    def _cut(self, now: float, to: float | None = None) -> bool:
         # What the gateway accepted per second, over the span its answers came in: the
         # first answers of a run come late (connections are being made), not fewer.
         first = self._answers[0][0] if self._answers else now
         seen = max(min(self.period, now - first), self.period / 10)
-        accepted = sum(1 for _, refused in self._answers if not refused) * self.period / seen
+        took = [when for when, refused in self._answers if not refused]
+        span = took[-1] - took[0] if took else 0.0
+        # n accepted answers span n - 1 of the intervals of a gateway that spaces them.
+        if len(took) >= 3 and span > 0:
+            accepted = (len(took) - 1) * self.period / span
+        else:
+            accepted = len(took) * self.period / seen
         # Probing above the last good rate found the limit: back to that rate. Otherwise
         # the limit came down to meet the job: what the gateway takes now.
         probing = self.rate > self._good
+        if not self.cuts:  # answers come back closer than they went out: a little under
+            accepted *= 1 - 2 * OVER_SHARE
         new_rate = max(accepted, self._good) if probing else accepted
+        if self.cuts and to is None:
+            # Near a limit found before, a strict gateway refuses half of a rate a hair
+            # over it: what it accepted then says little. Step down instead; step again
+            # half a window later if the refusals go on.
+            new_rate = max(new_rate, self.rate * (1 - LATER_CUT))
+        new_rate = new_rate if to is None else to
         # A window begun at a cut may still hold refusals the cut has not reached: never
         # below half the rate in one cut; the next window cuts again if it must.
         new_rate = max(self.floor, self.rate / 2, min(self.rate, new_rate))
         if abs(new_rate - self._last_cut_rate) <= SAME_RATE * new_rate:
-            self._plateau = min(self._plateau * 2, MAX_PLATEAU * self.period)
+            self._plateau = min(self._plateau * 4, MAX_PLATEAU * self.period)
         else:
             self._plateau = FIRST_PLATEAU * self.period
         self._last_cut_rate = new_rate
-        self._failed_at = self.rate
+        # The limit lies near what was accepted when the refusals were many: a rate far
+        # above it says nothing about where to probe.
+        self._failed_at = min(self.rate, max(new_rate, accepted) * (1 + 2 * OVER_SHARE))
         self.rate = self._good = new_rate
         self.cuts += 1
         self.margin = max(self.margin, STRICT_MARGIN)
@@ -183,6 +221,8 @@ class AdaptiveLimiter:
         self._next_start = -math.inf
         self._last_start = -math.inf  # when the last woken caller ran again
         self._woken = 0  # callers woken that have not run yet
+        self._woken_for = math.inf  # the due time the last one was woken for
+        self._lead = 0.0  # how late a woken caller runs after its due time, on average
         self._held_until = -math.inf
 
     @property
@@ -202,8 +242,8 @@ class AdaptiveLimiter:
     async def acquire(self) -> None:
         """Wait for this caller's turn: waiters start in their order, one interval apart."""
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        if not self._waiters and self._due(now) <= now:
+        now = monotonic()
+        if not self._waiters and self._ready(self._due(now, woken=False), now):
             self._scheduled(now)
             self._ran(now)
             return
@@ -215,12 +255,15 @@ class AdaptiveLimiter:
         finally:
             if waiter.done() and not waiter.cancelled():
                 self._woken -= 1
-                self._ran(loop.time())
+                now = monotonic()
+                late = min(max(now - self._woken_for, 0.0), MAX_LEAD)
+                self._lead += LEAD_WEIGHT * (late - self._lead)
+                self._ran(now)
                 self._arm(loop)
 
     def answered(self, *, rate_limited: bool, retry_after: float | None = None) -> None:
         """Record one answer: refusals in a window may cut the rate; a long Retry-After holds."""
-        now = asyncio.get_running_loop().time()
+        now = monotonic()
         if rate_limited and retry_after is not None and retry_after > self.period:
             self.hold(retry_after)  # longer than a window: the gateway's quota is spent a while
         self.model.answered(now, refused=rate_limited, retry_after=retry_after)
@@ -231,30 +274,35 @@ class AdaptiveLimiter:
 
     def hold(self, seconds: float) -> None:
         """Start nothing for `seconds` (at most MAX_HOLD): the gateway asked for a pause."""
-        loop = asyncio.get_running_loop()
-        self._held_until = max(self._held_until, loop.time() + min(seconds, MAX_HOLD))
+        self._held_until = max(self._held_until, monotonic() + min(seconds, MAX_HOLD))
 
-    def _due(self, now: float) -> float:
-        """When the next start may go: the spacing, a hold, and the hard log all allow it.
-
-        Within half a millisecond counts as now: the loop's timers are no finer, and
-        waiting out a few microseconds more would fire the timer again and again in the
-        same millisecond (measured with uvloop: 70 wake-ups per request, unthrottled).
-        """
+    def _due(self, now: float, *, woken: bool = True) -> float:
+        """When the next start may go: the spacing, a hold, and the hard log all allow it."""
         if self._woken:
             return math.inf  # the one woken last has not run yet: its run times the next
         while self._log and self._log[0] <= now - self._log_window:
             self._log.popleft()
         interval = self.period / self.model.rate
-        # While the gateway's refusals are recent, it may count every gap (nginx's
-        # limit_req without burst does): no start closer than the interval with its margin.
-        strict = self.model.margin > MARGIN
-        catch_up = max(interval * CATCH_UP, min(TIMER_TICK, interval / 2))
-        least = interval * (1 + self.model.margin) if strict else interval - catch_up
-        due = max(self._next_start, self._last_start + least, self._held_until)
+        # A gateway may count every gap (nginx's limit_req without burst does): no start
+        # closer than the interval with its margin, woken early by the measured lateness.
+        least = interval * (1 + self.model.margin)
+        lead = min(self._lead, interval / 4) if woken else 0.0  # one not woken runs at once
+        due = max(self._next_start, self._last_start + least) - lead
+        due = max(due, self._held_until)
         if len(self._log) >= max(1, math.floor(self.model.ceiling * self.period)):
             due = max(due, self._log[0] + self._log_window)
-        return now if due <= now + _NEGLIGIBLE_WAIT else due
+        return due
+
+    def _ready(self, due: float, now: float) -> bool:
+        """Whether a start due at `due` may go now.
+
+        Within half a millisecond counts as now: the loop's timers are no finer, and
+        waiting out a few microseconds more would fire the timer again and again in the
+        same millisecond (measured with uvloop: 70 wake-ups per request, unthrottled).
+        Once the gateway refused lately, never early: the rest is stepped.
+        """
+        strict = self.model.strict or self.model.margin > MARGIN
+        return due <= now + (_STRICT_NEGLIGIBLE_WAIT if strict else _NEGLIGIBLE_WAIT)
 
     def _scheduled(self, now: float) -> None:
         """Keep to the schedule: a start a timer tick late is not lost; a stall's lateness is."""
@@ -267,16 +315,22 @@ class AdaptiveLimiter:
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._timer is None and self._waiters:
-            due = self._due(loop.time())
+            now = monotonic()
+            due = self._due(now)
             if due != math.inf:
-                self._timer = loop.call_at(due, self._release)
+                wait = due - now
+                if self.model.strict or self.model.margin > MARGIN:  # never early, nor late
+                    wait -= TIMER_TICK  # the timer may fire a tick early; the rest is stepped
+                self._timer = loop.call_later(max(wait, 0.0), self._release)
 
     def _release(self) -> None:
         loop = asyncio.get_running_loop()
         self._timer = None
-        now = loop.time()
-        if self._waiters and self._due(now) <= now and self._wake_next():
+        now = monotonic()
+        due = self._due(now)
+        if self._waiters and self._ready(due, now) and self._wake_next():
             self._woken += 1
+            self._woken_for = due
             self._scheduled(now)
         self._arm(loop)
 

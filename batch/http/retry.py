@@ -35,6 +35,8 @@ class RetryPolicy:
             return False
         if isinstance(exc, AnswerError) and exc.retry_after is not None:
             return min(max(exc.retry_after, 0.0), self.max_retry_after)
+        if isinstance(exc, RateLimited):
+            return 0.0  # a 429 without a word on when: the pacing spaces the retry, and slows
         return True
 
 
