@@ -5,18 +5,24 @@ as BBR models a path by its delivery rate rather than by its losses. Every answe
 kept for one window; a judgement every quarter window reads the refused share:
 
 * over `OVER_SHARE` (with at least `MIN_REFUSED` refusals; a lone 429 among accepted
-  answers is noise, retried by its request and nothing more), or a Retry-After longer
-  than a window: the job is over the limit. The rate is cut to what the gateway
-  accepted in that window; if the job was probing above its last good rate, to that.
-* clean: the rate is held for a plateau (longer while cuts keep landing at the same
+  answers is noise, retried by its request and nothing more), `GROSS_REFUSED` in a
+  quarter window, or a Retry-After longer than a window: the job is over the limit.
+  The first cut goes a little under what the gateway accepted; once a limit was found,
+  cuts step down by `LATER_CUT` at most, for a strict gateway refuses half of a rate a
+  hair over its limit, and what it accepted then says little.
+* probing past a limit found before, one refusal is enough: back to the last good rate.
+* clean: the rate is held for a plateau (growing while cuts keep landing at the same
   rate, as against a strict gateway), then probes upward, slowly and then faster,
   so that a limit that moved up (a live app that went quiet) is found in seconds.
 
 `AdaptiveLimiter` spaces starts at that rate, in the way of aiolimiter's leaky bucket
 (one timer, waiters woken in their order, no polling): never two starts closer than the
-interval, lateness after a stall is lost rather than paid back in a burst, and a log of
-the last starts keeps at most `rate` starts in any window plus a guard, so that a loaded
-machine that delays a few requests on their way out does not crowd a window at the server.
+interval with its margin, lateness after a stall lost rather than paid back in a burst,
+and a log of the last starts keeps at most `rate` starts in any window plus a guard, so
+that a loaded machine that delays a few requests on their way out does not crowd a
+window at the server. It keeps time on the monotonic clock: uvloop's loop time is the
+millisecond its iteration began, and spacing measured on it jittered by 5% of a 20 ms
+interval, which a gateway that counts every gap (nginx's limit_req without burst) refuses.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ FIRST_PLATEAU = 1.0  # windows a new rate is held before probing upward
 MAX_PLATEAU = 16.0  # windows, when cuts keep landing at the same rate
 LATER_CUT = 0.1  # the deepest cut once a limit was found: the next ones step down
 SAME_RATE = 0.05  # two cuts within this share of each other found the same limit
-PROBE_START = 0.01  # of the rate per window, right after the plateau
+PROBE_START = 0.02  # of the rate per window, right after the plateau
 PROBE_MAX = 0.25  # of the rate per window, after doubling each window of clean answers
 # A gateway's word on a longer pause (an hour's window spent) is checked again after this:
 # the next answer says whether to wait on, and a run never sleeps into its watchdog.
@@ -73,10 +79,9 @@ class AcceptanceModel:
         self._failed_at = math.inf  # the rate the last cut was made at
         # The spacing's margin over the interval: small until the gateway has refused the
         # job, then whatever keeps refusals rare, for a gateway that counts every gap
-        # (nginx's limit_req without burst) sees the jitter of a busy machine as bursts.
+        # (nginx's limit_req without burst) sees the jitter of a busy machine as bursts;
+        # and such a gateway (it refused a rate it took) sees no start early, ever after.
         self.margin = MARGIN
-        # Whether the gateway refused a rate it had accepted: it counts gaps, so no start
-        # goes early, ever after, even by the half millisecond a timer may be early.
         self.strict = False
 
     def answered(self, now: float, *, refused: bool, retry_after: float | None = None) -> bool:
@@ -125,7 +130,9 @@ class AcceptanceModel:
                 break
             recent += 1
             refused += was_refused
-        return refused >= GROSS_REFUSED and refused > GROSS_SHARE * recent
+        # Before any verdict the job may start far over a strict limit: two tell then.
+        least = GROSS_REFUSED - (not self.cuts and now - self._since < self.period)
+        return refused >= least and refused > GROSS_SHARE * recent
 
     def state_limit(self, per_second: float) -> None:
         """The gateway stated its limit: never go above it."""
@@ -152,10 +159,7 @@ class AcceptanceModel:
         if not self.cuts:  # answers come back closer than they went out: a little under
             accepted *= 1 - 2 * OVER_SHARE
         new_rate = max(accepted, self._good) if probing else accepted
-        if self.cuts and to is None:
-            # Near a limit found before, a strict gateway refuses half of a rate a hair
-            # over it: what it accepted then says little. Step down instead; step again
-            # half a window later if the refusals go on.
+        if self.cuts and to is None:  # near a limit found before: step (module docstring)
             new_rate = max(new_rate, self.rate * (1 - LATER_CUT))
         new_rate = new_rate if to is None else to
         # A window begun at a cut may still hold refusals the cut has not reached: never
