@@ -48,7 +48,7 @@ MAX_HOLD = 60.0
 MARGIN = 0.005  # the spacing's margin over the interval, for jitter on the way
 STRICT_MARGIN = 0.02  # ... after a cut; it narrows back to MARGIN while answers are clean
 MARGIN_STEP, MAX_MARGIN = 0.01, 0.1  # a refusal below the last good rate widens it so far
-GUARD = 0.02  # of a window: the hard log counts `rate` starts over this much longer
+GUARD = 0.015  # of a window: the hard log counts `rate` starts over this much longer
 # A woken caller runs a little after its timer (the loop's other work, the wake itself):
 # the timer is set that much early, as measured, so that spacing is not that much wider.
 # A stall's lateness is lost, never paid back, and the hard log keeps any window at the rate.
