@@ -13,7 +13,7 @@ from typing import Any, Self
 import orjson
 import pytest
 
-from batch.errors import RequestError, ServerFailure, UnexpectedAnswer
+from batch.errors import RateLimited, RequestError, ServerFailure, UnexpectedAnswer
 from batch.http.classify import JsonAnswer
 from batch.http.gate import GateRequest, GateSettings, RequestGate
 from batch.http.retry import RetryPolicy
@@ -33,6 +33,7 @@ class ScriptedTransport:
         self._last = answers[-1]
         self.posts = 0
         self.unsolicited_answers = 0
+        self.distrusted: list[int] = []
 
     async def __aenter__(self) -> Self:
         return self
@@ -49,7 +50,7 @@ class ScriptedTransport:
         return set()
 
     def distrust(self, connection: int) -> None:
-        return None
+        self.distrusted.append(connection)
 
 
 def read_value(answer: JsonAnswer) -> int | None:
@@ -61,7 +62,9 @@ def read_value(answer: JsonAnswer) -> int | None:
     return int(answer.payload["value"])
 
 
-async def ask(answers: list[HttpAnswer], attempts: int = 4) -> tuple[Any, RequestGate, int]:
+async def ask(
+    answers: list[HttpAnswer], attempts: int = 4, transport: ScriptedTransport | None = None
+) -> tuple[Any, RequestGate, int]:
     """One request through a gate on `answers`: what it ended with, the gate, and the posts."""
     settings = GateSettings(
         transport=TransportSettings(base_url="http://api.invalid/", headers={}, connections=4),
@@ -69,7 +72,7 @@ async def ask(answers: list[HttpAnswer], attempts: int = 4) -> tuple[Any, Reques
         # The tests' stamina never sleeps; a stray 429's Retry-After would be honoured.
         retry=RetryPolicy(attempts=attempts, wait_jitter=0, max_retry_after=0.001),
     )
-    transport = ScriptedTransport(answers)
+    transport = transport or ScriptedTransport(answers)
     async with RequestGate(settings, QuietLog(), transport=transport) as gate:
         result = await gate.send(GateRequest("things/search", b"{}", cap="things"), read_value)
     return result, gate, transport.posts
@@ -93,6 +96,22 @@ async def test_a_well_formed_answer_the_job_does_not_understand_is_not_retried()
     assert isinstance(result, UnexpectedAnswer)
     assert result.reason == "answered without value"
     assert posts == 1
+
+
+async def test_an_answer_not_its_request_s_on_a_reused_connection_is_asked_again() -> None:
+    """A gateway's copy of another request's answer: the connection is suspect, not the API."""
+    copy = HttpAnswer(200, {}, b'{"other": 1}', connection=5, reused=True)
+    transport = ScriptedTransport([copy, GOOD])
+    result, gate, posts = await ask([], transport=transport)
+    assert (result, posts, gate.stats.retries) == (7, 2, 1)
+    assert transport.distrusted == [5]  # its items are suspects; no connection is reused
+
+
+def test_a_429_without_retry_after_leaves_the_wait_to_the_pacing() -> None:
+    policy = RetryPolicy()
+    assert policy.backoff_hook(RateLimited("HTTP 429", None)) == 0.0
+    assert policy.backoff_hook(RateLimited("HTTP 429", 2.0)) == 2.0  # the gateway's word
+    assert policy.backoff_hook(ServerFailure("HTTP 503", None)) is True  # stamina's backoff
 
 
 async def test_a_lone_429_is_retried_and_does_not_cut_the_rate() -> None:
