@@ -79,10 +79,14 @@ class AcceptanceModel:
         self._failed_at = math.inf  # the rate the last cut was made at
         # The spacing's margin over the interval: small until the gateway has refused the
         # job, then whatever keeps refusals rare, for a gateway that counts every gap
-        # (nginx's limit_req without burst) sees the jitter of a busy machine as bursts;
-        # and such a gateway (it refused a rate it took) sees no start early, ever after.
+        # (nginx's limit_req without burst) sees the jitter of a busy machine as bursts.
         self.margin = MARGIN
         self.strict = False
+
+    @property
+    def never_early(self) -> bool:
+        """Whether the gateway may count every gap: it refused lately, or a rate it took."""
+        return self.strict or self.margin > MARGIN
 
     def answered(self, now: float, *, refused: bool, retry_after: float | None = None) -> bool:
         """Record one answer; True if it cut the rate."""
@@ -158,10 +162,12 @@ class AcceptanceModel:
         probing = self.rate > self._good
         if not self.cuts:  # answers come back closer than they went out: a little under
             accepted *= 1 - 2 * OVER_SHARE
-        new_rate = max(accepted, self._good) if probing else accepted
-        if self.cuts and to is None:  # near a limit found before: step (module docstring)
-            new_rate = max(new_rate, self.rate * (1 - LATER_CUT))
-        new_rate = new_rate if to is None else to
+        if to is not None:
+            new_rate = to
+        else:
+            new_rate = max(accepted, self._good) if probing else accepted
+            if self.cuts:  # near a limit found before: a step (see the module docstring)
+                new_rate = max(new_rate, self.rate * (1 - LATER_CUT))
         # A window begun at a cut may still hold refusals the cut has not reached: never
         # below half the rate in one cut; the next window cuts again if it must.
         new_rate = max(self.floor, self.rate / 2, min(self.rate, new_rate))
@@ -298,15 +304,11 @@ class AdaptiveLimiter:
         return due
 
     def _ready(self, due: float, now: float) -> bool:
-        """Whether a start due at `due` may go now.
-
-        Within half a millisecond counts as now: the loop's timers are no finer, and
-        waiting out a few microseconds more would fire the timer again and again in the
-        same millisecond (measured with uvloop: 70 wake-ups per request, unthrottled).
-        Once the gateway refused lately, never early: the rest is stepped.
-        """
-        strict = self.model.strict or self.model.margin > MARGIN
-        return due <= now + (_STRICT_NEGLIGIBLE_WAIT if strict else _NEGLIGIBLE_WAIT)
+        """Whether a start due at `due` may go now: within half a millisecond, unless the
+        gateway counts every gap (its timers are no finer; measured with uvloop, waiting
+        out microseconds fired 70 wake-ups per request)."""
+        negligible = _STRICT_NEGLIGIBLE_WAIT if self.model.never_early else _NEGLIGIBLE_WAIT
+        return due <= now + negligible
 
     def _scheduled(self, now: float) -> None:
         """Keep to the schedule: a start a timer tick late is not lost; a stall's lateness is."""
@@ -323,7 +325,7 @@ class AdaptiveLimiter:
             due = self._due(now)
             if due != math.inf:
                 wait = due - now
-                if self.model.strict or self.model.margin > MARGIN:  # never early, nor late
+                if self.model.never_early:  # nor a tick late
                     wait -= TIMER_TICK  # the timer may fire a tick early; the rest is stepped
                 self._timer = loop.call_later(max(wait, 0.0), self._release)
 

@@ -196,14 +196,12 @@ class HttpTransport:
                 url = self.settings.base_url
                 raise diagnose.proxy_credentials(url, given=self._proxy_headers is not None)
             # The connection it came on; aiohttp lets a small answer's go before we read.
-            protocol = getattr(response, "_protocol", None)
-            serial = getattr(protocol, "serial", 0)
-            reused = getattr(protocol, "asked", 1) > 1
+            serial = getattr(getattr(response, "_protocol", None), "serial", 0)
             content = await self._read_bounded(response)
             if diagnose.speaks_tls(self.settings.base_url, response.status, content):
                 raise diagnose.plain_http_to_tls(self.settings.base_url)
             headers = {name.lower(): value for name, value in response.headers.items()}
-            return HttpAnswer(response.status, headers, content, serial, reused)
+            return HttpAnswer(response.status, headers, content, serial, sent.get("reused", False))
 
     async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self.settings.max_body
