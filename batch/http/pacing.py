@@ -93,7 +93,7 @@ class AcceptanceModel:
         if self._since == -math.inf:
             self._since = self._judged = self._steady_from = now
         self._answers.append((now, refused))
-        if refused and self.rate <= self._good:
+        if refused and self.cuts and self.rate <= self._good:
             self.margin = min(MAX_MARGIN, self.margin + MARGIN_STEP)
             self.strict = True
         if refused and retry_after is not None and retry_after > self.period:
