@@ -85,6 +85,9 @@ from .errors import (
     DirLocked as DirLocked,
 )
 from .errors import (
+    ForeignAnswer as ForeignAnswer,
+)
+from .errors import (
     InputError as InputError,
 )
 from .errors import (

@@ -33,6 +33,7 @@
             ├── RateLimited ─ 429: every request must slow down, not just this one
             ├── ServerFailure ─ 5xx or a gateway's error page: the server is in trouble
             ├── UnexpectedAnswer ─ an answer the job cannot read (names what it lacks)
+            │   └── ForeignAnswer ─ not of the asked API's shape: another request's, perhaps
             └── ItemRejected ─ a well-formed refusal about this item; asking again repeats it
 
 The gate retries transport errors, RateLimited and ServerFailure; it never retries
@@ -217,6 +218,11 @@ class ServerFailure(AnswerError):
 
 class UnexpectedAnswer(AnswerError):
     """An answer the job cannot read; `reason` names the field or shape that was not understood."""
+
+
+class ForeignAnswer(UnexpectedAnswer):
+    """An answer not of the shape the asked API gives: on a reused connection, perhaps a copy
+    of another request's answer (the gate asks again), else the API's own."""
 
 
 class ItemRejected(AnswerError):

@@ -252,7 +252,10 @@ def test_a_few_unusable_answers_are_errors_and_are_not_retried(
     assert set(frame.loc[sorted(odd), "status"]) == {"error"}
     assert frame.loc[sorted(odd), "membership"].isna().all()
     assert (frame.drop(index=sorted(odd))["status"] != "error").all()
-    assert all(sandbox.sandbox.stats.asked("register/search", ci) == 1 for ci in odd)
+    # Not retried as a failure that heals (5 attempts). An answer not of the API's shape
+    # on a reused connection may be another's: it is asked once more on a fresh
+    # connection, and the others answered on that connection once again.
+    assert all(1 <= sandbox.sandbox.stats.asked("register/search", ci) <= 3 for ci in odd)
     shown = "'maybe'" if kind == "unknown_result" else "'nothing'"
     # The reason names its API once.
     assert set(frame.loc[sorted(odd), "error"]) == {

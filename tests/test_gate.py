@@ -13,7 +13,13 @@ from typing import Any, Self
 import orjson
 import pytest
 
-from batch.errors import RateLimited, RequestError, ServerFailure, UnexpectedAnswer
+from batch.errors import (
+    ForeignAnswer,
+    RateLimited,
+    RequestError,
+    ServerFailure,
+    UnexpectedAnswer,
+)
 from batch.http.classify import JsonAnswer
 from batch.http.gate import GateRequest, GateSettings, RequestGate
 from batch.http.retry import RetryPolicy
@@ -58,7 +64,9 @@ def read_value(answer: JsonAnswer) -> int | None:
     if answer.status != 200:
         return None
     if not isinstance(answer.payload, dict) or "value" not in answer.payload:
-        raise UnexpectedAnswer("answered without value")
+        raise ForeignAnswer("answered without value")
+    if not isinstance(answer.payload["value"], int):
+        raise UnexpectedAnswer("answered a value that is not a number")
     return int(answer.payload["value"])
 
 
@@ -105,6 +113,15 @@ async def test_an_answer_not_its_request_s_on_a_reused_connection_is_asked_again
     result, gate, posts = await ask([], transport=transport)
     assert (result, posts, gate.stats.retries) == (7, 2, 1)
     assert transport.distrusted == [5]  # its items are suspects; no connection is reused
+
+
+async def test_an_unknown_value_on_a_reused_connection_is_the_api_s_own() -> None:
+    """Of the asked API's shape: no other request's copy, so nothing is asked again."""
+    odd = HttpAnswer(200, {}, b'{"value": "maybe"}', connection=5, reused=True)
+    transport = ScriptedTransport([odd, GOOD])
+    result, gate, posts = await ask([], transport=transport)
+    assert isinstance(result, UnexpectedAnswer)
+    assert (posts, gate.stats.retries, transport.distrusted) == (1, 0, [])
 
 
 def test_a_429_without_retry_after_leaves_the_wait_to_the_pacing() -> None:

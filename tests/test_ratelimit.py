@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
 
 from batch.http.pacing import AcceptanceModel, AdaptiveLimiter
@@ -52,14 +53,17 @@ def feed(model: AcceptanceModel, start: float, seconds: float, refused_every: in
     return t
 
 
-def against_limit(model: AcceptanceModel, start: float, seconds: float, limit: float) -> float:
-    """Answers as a gateway that accepts `limit` a second gives them: the excess refused."""
+def against_limit(
+    model: AcceptanceModel, start: float, seconds: float, limit: float, wait: float | None = None
+) -> float:
+    """Answers as a gateway that accepts `limit` a second gives them: the excess refused,
+    naming `wait` (Retry-After) or, as nginx's limit_req does, none."""
     t, owed = start, 1.0  # its first request is accepted, as a real gateway's is
     while t < start + seconds:
         owed += limit / model.rate
         accepted = owed >= 1
         owed -= accepted
-        model.answered(t, refused=not accepted)
+        model.answered(t, refused=not accepted, retry_after=None if accepted else wait)
         t += 1 / model.rate
     return t
 
@@ -87,11 +91,9 @@ def test_a_window_over_the_limit_cuts_to_what_the_gateway_accepted() -> None:
 
 def test_after_a_cut_the_rate_comes_back_in_seconds_when_the_limit_lifts() -> None:
     model = AcceptanceModel(100)
-    t = against_limit(model, 0.0, 2.0, limit=50)
+    t = against_limit(model, 0.0, 2.0, limit=50, wait=1.0)  # a live app's window
     assert model.rate <= 55
-    # The live app went quiet: seconds, not minutes (after a limit was found twice at the
-    # same rate, the rate is held 4 windows before it probes)
-    against_limit(model, t, 12.0, limit=100)
+    against_limit(model, t, 12.0, limit=100, wait=1.0)  # it went quiet: seconds, not minutes
     assert model.rate >= 95
 
 
@@ -104,6 +106,34 @@ def test_probing_a_strict_limit_settles_below_it_and_probes_ever_more_rarely() -
     assert model.cuts - cuts <= 4  # the plateau doubles while cuts land at the same rate
 
 
+def test_a_limit_that_names_a_wait_is_probed_again_after_a_window_when_it_lifts() -> None:
+    model = AcceptanceModel(100)
+    # A live app's load holds the quota it leaves at 50 a while: cuts land at one rate, but
+    # a gateway that names a wait counts a window, and the app's load may fall any second.
+    t = against_limit(model, 0.0, 10.0, limit=50, wait=1.0)
+    assert model.rate <= 55
+    against_limit(model, t, 8.0, limit=100, wait=1.0)
+    assert model.rate >= 95
+
+
+def test_a_gateway_that_counts_gaps_widens_the_spacing_rather_than_cut_the_rate() -> None:
+    # nginx's limit_req without burst at the job's own rate: a gap the jitter brought a
+    # millisecond short is refused, naming no wait. The margin over the interval settles
+    # where few are refused; the rate stays where the gateway takes it.
+    model, jitter = AcceptanceModel(50), random.Random(7)
+    t, refused, answers = 0.0, 0, 0
+    while t < 60.0:
+        short = jitter.random() < max(0.0, 0.04 - model.margin)  # 3.5% at first
+        model.answered(t, refused=short)
+        if t >= 30.0:
+            answers, refused = answers + 1, refused + short
+        t += (1 + model.margin) / model.rate
+    assert model.cuts == 0
+    assert model.rate == 50
+    assert refused <= 0.02 * answers  # was 3.5%
+    assert model.margin <= 0.04  # at no more cost than the refusals it spares
+
+
 async def test_a_stated_limit_lowers_the_ceiling_and_a_long_retry_after_holds_everyone() -> None:
     limiter = AdaptiveLimiter(rate=100)
     limiter.state_limit(10)
@@ -114,6 +144,25 @@ async def test_a_stated_limit_lowers_the_ceiling_and_a_long_retry_after_holds_ev
     before = time.monotonic()
     await limiter.acquire()
     assert time.monotonic() - before >= 1.1
+
+
+async def test_the_first_request_goes_alone_and_the_next_an_interval_after_it_came_back() -> None:
+    # The first request pays for the connection, so it reaches the gateway late by an
+    # unknown time: the next start counted from its own start came too close (nginx
+    # refused the second request of a run at its own rate, and the rate was cut).
+    limiter, second_started = AdaptiveLimiter(rate=50), asyncio.Event()
+
+    async def second() -> None:
+        async with limiter.turn():
+            second_started.set()
+
+    async with limiter.turn():
+        waiting = asyncio.ensure_future(second())
+        await asyncio.sleep(0.05)  # 2.5 intervals: still out, so nothing else starts
+        assert not second_started.is_set()
+        back = time.monotonic()
+    await asyncio.wait_for(waiting, 1.0)
+    assert time.monotonic() - back >= 0.02 - 0.001
 
 
 async def test_a_cancelled_waiter_gives_its_turn_to_the_next() -> None:

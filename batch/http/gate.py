@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from batch.errors import (
     ConnectionFailure,
+    ForeignAnswer,
     ItemRejected,
     NameResolutionError,
     PausedError,
@@ -264,8 +265,7 @@ class RequestGate:
 
     async def _send(self, request: GateRequest, *, probe: bool = False) -> HttpAnswer | None:
         """The answer; None when the circuit opened while this request waited for its turn."""
-        async with self._in_flight:
-            await self._limiter.acquire()
+        async with self._in_flight, self._limiter.turn():
             if self._circuit.is_open and not probe:
                 return None
             if not self.quota.try_spend((request.cap,)):
@@ -310,7 +310,7 @@ class RequestGate:
         except RateLimited as failure:
             refused = failure
             raise
-        except UnexpectedAnswer as failure:
+        except ForeignAnswer as failure:
             if not answer.reused:
                 raise
             # Another request's answer, sent twice, reads as this one's on a reused

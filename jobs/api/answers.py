@@ -12,7 +12,7 @@ import re
 from functools import partial
 from typing import Any
 
-from batch import CredentialsRejected, ItemRejected, UnexpectedAnswer, UsageError
+from batch import CredentialsRejected, ForeignAnswer, ItemRejected, UnexpectedAnswer, UsageError
 from batch.http import JsonAnswer
 from jobs.api.models import Api, ConsentAnswer, MembershipAnswer, VirtualAccount
 from jobs.privacy import Redactor
@@ -98,8 +98,10 @@ def readers(
 def parse_membership(payload: Any, redactor: Redactor = _NO_SECRETS) -> MembershipAnswer:
     """A register/search answer; an unknown `result` is an error, never a guess."""
     if not isinstance(payload, dict):
-        raise UnexpectedAnswer("answered with no JSON object")
+        raise ForeignAnswer("answered with no JSON object")
     result = payload.get("result")
+    if result is None and "result" not in payload:  # consent/search's shape, say
+        raise ForeignAnswer("answered an unknown result 'nothing'")
     if result not in _KNOWN_RESULTS:
         shown = redactor.outside(result, 20) if result not in _MISSING else "nothing"
         raise UnexpectedAnswer(f"answered an unknown result {shown!r}")
@@ -116,9 +118,9 @@ def parse_consent(payload: Any, redactor: Redactor = _NO_SECRETS) -> ConsentAnsw
     and a field that is not what the page says is never written as if it were.
     """
     if not isinstance(payload, dict):
-        raise UnexpectedAnswer("answered with no JSON object")
-    if "vtAccList" not in payload:
-        raise UnexpectedAnswer("answered without vtAccList")
+        raise ForeignAnswer("answered with no JSON object")
+    if "vtAccList" not in payload:  # register/search's shape, say
+        raise ForeignAnswer("answered without vtAccList")
     entries = payload["vtAccList"]
     if entries in _MISSING:
         entries = []
