@@ -225,7 +225,7 @@ class RequestGate:
                 if self._circuit.failed(failure.reason, probe=probe, item=request.item):
                     continue
                 raise
-            except RateLimited:
+            except (RateLimited, ProtocolError):  # answered: up, though not of use
                 self._circuit.succeeded()
                 raise
             except (UnexpectedAnswer, ItemRejected) as failure:
