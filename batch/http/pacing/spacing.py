@@ -16,6 +16,7 @@ import contextlib
 import math
 from collections.abc import AsyncIterator
 from time import monotonic
+from typing import Literal
 
 from batch.http.pacing.acceptance import AcceptanceModel
 
@@ -52,7 +53,8 @@ class AdaptiveLimiter:
         self._woken_for = math.inf  # the due time the last one was woken for
         self._lead = 0.0  # how late a woken caller runs after its due time, on average
         self._held_until = -math.inf
-        self._first = "to go"  # the first turn's request goes alone: "out", then "back"
+        # The first turn's request goes alone ("out") until it came back.
+        self._first: Literal["to go", "out", "back"] = "to go"
 
     @property
     def rate(self) -> float:
@@ -96,7 +98,8 @@ class AdaptiveLimiter:
         after it came back (it paid for the connection: when it arrived is unknown)."""
         await self.acquire()
         alone = self._first == "to go"
-        self._first = "out" if alone else self._first
+        if alone:
+            self._first = "out"
         try:
             yield
         finally:
@@ -122,7 +125,7 @@ class AdaptiveLimiter:
     def _due(self, now: float, *, woken: bool = True) -> float:
         """When the next start may go: the spacing, a hold, and the hard log all allow it."""
         if self._woken or self._first == "out":
-            return math.inf  # the one woken last has not run yet: its run times the next
+            return math.inf  # the last woken has not run, or the first is out: they time it
         while self._log and self._log[0] <= now - self._log_window:
             self._log.popleft()
         interval = self.period / self.model.rate
